@@ -1,0 +1,34 @@
+"""The app factory: a fresh Bolt App with every listener registered. No module-global App."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import App
+
+import handlers
+from bot.config import Settings, require
+from bot.services import Services
+
+LISTENER_THREADS = 16
+
+
+def build_app(settings: Settings, services: Services, *, socket_mode: bool = False) -> App:
+    # Signed-request verification stays on in HTTP mode; Socket Mode requests arrive over the
+    # app-token websocket and carry no signature.
+    signing_secret = (
+        "" if socket_mode else require(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
+    )
+    app = App(
+        client=services.slack,
+        signing_secret=signing_secret,
+        request_verification_enabled=not socket_mode,
+        # The ack runs in the request thread and the work in lazy listeners, so a command is
+        # acknowledged within Slack's 3 seconds however busy the AWS calls keep the pool.
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(
+            max_workers=LISTENER_THREADS, thread_name_prefix="wsimg-listener"
+        ),
+    )
+    handlers.register(app, services)
+    return app

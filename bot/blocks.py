@@ -1,0 +1,309 @@
+"""Block Kit rendering: pure functions, domain objects in, message dicts (text + blocks) out.
+
+Slack's limits shape the layout: 50 blocks a message, 3000 characters a section, 25 elements an
+actions block, action_id unique per message. A listing too long for one message is paged; the
+page buttons say how many pages there are, so nothing is ever cut silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.ids import Action, action_id
+from storage.models import State, UpdateRequest
+
+if TYPE_CHECKING:
+    from bot.updates import Entry, ListingPage, Status
+
+Message = dict[str, Any]
+Block = dict[str, Any]
+
+MAX_BLOCKS = 50
+SECTION_TEXT = 3000
+# Blocks every listing page keeps for itself: the summary, the failures line and page buttons.
+_RESERVED_BLOCKS = 3
+
+HELP = (
+    "*wsimg* keeps your Amazon WorkSpaces images current.\n"
+    "• `/wsimg updates [region]` — images with a WorkSpaces update available, with Approve "
+    "buttons\n"
+    "• `/wsimg status [request-or-image-id]` — where an update stands\n"
+    "• `/wsimg history` — recent updates: who asked, who approved, what happened\n"
+    "• `/wsimg help` — this text"
+)
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters (&, <, >) from AWS or users are shown, not parsed."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def section(text: str, accessory: Block | None = None) -> Block:
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_TEXT)}}
+    if accessory is not None:
+        block["accessory"] = accessory
+    return block
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, SECTION_TEXT)}]}
+
+
+def text_message(text: str) -> Message:
+    return {"text": cut(text, SECTION_TEXT), "blocks": [section(text)]}
+
+
+def help_message() -> Message:
+    return text_message(HELP)
+
+
+def error_message(sentence: str) -> Message:
+    return text_message(f":warning: {escape(sentence)}")
+
+
+# --- the listing ------------------------------------------------------------------------------
+
+
+def assign_pages(groups: Sequence[tuple[str, str]]) -> list[int]:
+    """The page of each image, given its (account, region) in listing order.
+
+    An image costs one block, plus one for its group's heading the first time the group shows
+    on a page.
+    """
+    budget = MAX_BLOCKS - _RESERVED_BLOCKS
+    pages: list[int] = []
+    page, used, current = 1, 0, None
+    for group in groups:
+        need = 1 if group == current else 2
+        if used + need > budget:
+            page, used = page + 1, 0
+            need = 2
+        used += need
+        current = group
+        pages.append(page)
+    return pages
+
+
+def listing(page: ListingPage) -> Message:
+    where = f"`{page.region}`" if page.region else "your configured regions"
+    if page.total_images == 0:
+        summary = f":white_check_mark: No image in {where} has a WorkSpaces update available."
+    else:
+        noun = "image has" if page.total_images == 1 else "images have"
+        summary = (
+            f"*{page.total_images} {noun} a WorkSpaces update available* in "
+            f"{page.total_regions} region{'s' if page.total_regions != 1 else ''}"
+        )
+        if page.pages > 1:
+            summary += f" · page {page.page} of {page.pages}"
+    blocks: list[Block] = [section(summary)]
+    if page.failures:
+        blocks.append(
+            context(":warning: Could not list: " + "; ".join(escape(f) for f in page.failures))
+        )
+    group = None
+    for entry in page.entries:
+        offer = entry.offer
+        if (offer.account_id, offer.region) != group:
+            group = (offer.account_id, offer.region)
+            blocks.append(context(f"*{offer.region}* · account {offer.account_id}"))
+        blocks.append(_entry(entry))
+    if page.pages > 1 and page.entries:
+        blocks.append(_page_buttons(page))
+    noun = "update" if page.total_images == 1 else "updates"
+    return {"text": f"{page.total_images} WorkSpaces image {noun} available", "blocks": blocks}
+
+
+def _entry(entry: Entry) -> Block:
+    offer, request = entry.offer, entry.request
+    lines = [f"*{escape(offer.image_name)}* `{offer.image_id}`"]
+    if offer.update_description:
+        lines.append(escape(offer.update_description))
+    if offer.not_updatable_reason:
+        lines.append(f"_Cannot be updated by wsimg: {escape(offer.not_updatable_reason)}_")
+        return section("\n".join(lines))
+    if request is not None:
+        lines.append(status_line(request))
+        if request.state not in (State.failed, State.error, State.rejected, State.expired):
+            return section("\n".join(lines))
+    return section("\n".join(lines), _approve_button(entry))
+
+
+def _approve_button(entry: Entry) -> Block:
+    offer = entry.offer
+    return {
+        "type": "button",
+        "action_id": action_id(Action.APPROVE, offer.position),
+        "text": {"type": "plain_text", "text": "Approve"},
+        "style": "primary",
+        "value": offer.key,
+        "confirm": {
+            "title": {"type": "plain_text", "text": "Update this image?"},
+            "text": {
+                "type": "mrkdwn",
+                "text": cut(
+                    f"Create a new image from *{escape(offer.image_name)}* with the latest "
+                    "WorkSpaces drivers and agents. The source image is kept.",
+                    300,
+                ),
+            },
+            "confirm": {"type": "plain_text", "text": "Approve"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        },
+    }
+
+
+def _page_buttons(page: ListingPage) -> Block:
+    key = page.entries[0].offer.key
+    elements = []
+    if page.page > 1:
+        elements.append(_page_button("◀ Previous", page.page - 1, key))
+    if page.page < page.pages:
+        elements.append(
+            _page_button(f"Next ▶ ({page.page + 1} of {page.pages})", page.page + 1, key)
+        )
+    return {"type": "actions", "elements": elements}
+
+
+def _page_button(label: str, target: int, key: str) -> Block:
+    return {
+        "type": "button",
+        "action_id": action_id(Action.PAGE, target),
+        "text": {"type": "plain_text", "text": label},
+        "value": key,
+    }
+
+
+# --- a request: its status, its announcement, its follow-up ------------------------------------
+
+
+def status_line(request: UpdateRequest) -> str:
+    who = f"<@{request.approved_by}>" if request.approved_by else f"<@{request.requested_by}>"
+    new = f"`{request.new_image_id}`" if request.new_image_id else "the new image"
+    match request.state:
+        case State.requested:
+            return f":raised_hand: Requested by <@{request.requested_by}>, waiting for approval"
+        case State.approved | State.submitting:
+            return f":gear: Approved by {who}; creating the updated image…"
+        case State.pending:
+            return f":hourglass_flowing_sand: Approved by {who}; building {new}"
+        case State.available:
+            return f":white_check_mark: Updated by {who}: {new} is AVAILABLE"
+        case State.error:
+            return (
+                f":x: Approved by {who}; {new} ended in ERROR: "
+                f"{escape(request.error_code or '')} {escape(request.error_message or '')}"
+            ).rstrip()
+        case State.failed:
+            return (
+                f":x: Approved by {who}; the update failed: {escape(request.error_message or '')}"
+            )
+        case _:
+            return f"Request {request.short_id} is {request.state}"
+
+
+def announcement(request: UpdateRequest) -> Message:
+    head = (
+        f"<@{request.approved_by}> approved the WorkSpaces update of "
+        f"*{escape(request.source_image_name)}* `{request.source_image_id}` in "
+        f"{request.region} (account {request.account_id})."
+    )
+    lines = [head]
+    if request.update_description:
+        lines.append(f"Update: {escape(request.update_description)}")
+    lines.append(status_line(request))
+    if request.state == State.pending:
+        lines.append("I will reply in this thread when it is AVAILABLE or ERROR.")
+    return {
+        "text": f"Update of {request.source_image_name} approved by <@{request.approved_by}>",
+        "blocks": [section("\n".join(lines)), context(f"Request `{request.short_id}`")],
+    }
+
+
+def followup(request: UpdateRequest) -> Message:
+    name = f"`{request.new_image_id}` ({escape(request.new_image_name or '')})"
+    if request.state == State.available:
+        text = (
+            f":white_check_mark: {name} is AVAILABLE, updated from "
+            f"`{request.source_image_id}`. Next: point a bundle at it with UpdateWorkspaceBundle; "
+            "existing WorkSpaces pick it up when they are rebuilt."
+        )
+    else:
+        text = (
+            f":x: {name} ended in ERROR: *{escape(request.error_code or 'Unknown')}* — "
+            f"{escape(request.error_message or 'WorkSpaces gave no reason.')} The source image "
+            f"`{request.source_image_id}` is unchanged; run `/wsimg updates` to try again."
+        )
+    plain = (
+        f"{request.new_image_id} is {'AVAILABLE' if request.state == State.available else 'ERROR'}"
+    )
+    return {"text": plain, "blocks": [section(text)]}
+
+
+def approval_result(request: UpdateRequest) -> Message:
+    """What the clicker sees in place of the listing when the listing cannot be re-rendered."""
+    return text_message(
+        f"*{escape(request.source_image_name)}* `{request.source_image_id}`\n"
+        + status_line(request)
+    )
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+
+
+def status(statuses: Sequence[Status]) -> Message:
+    if not statuses:
+        return text_message("No WorkSpaces image update is in flight.")
+    out: list[Block] = []
+    for item in statuses[: MAX_BLOCKS // 2]:
+        request = item.request
+        out.append(
+            section(
+                f"*{escape(request.source_image_name)}* `{request.source_image_id}` · "
+                f"{request.region} · request `{request.short_id}`\n{status_line(request)}"
+            )
+        )
+        trail = " → ".join(
+            f"{event.kind} by {_actor(event.actor)} {_when(event.at)}"
+            for event in reversed(item.events)
+        )
+        if trail:
+            out.append(context(escape(trail)))
+    if len(statuses) > MAX_BLOCKS // 2:
+        out.append(context(f"…and {len(statuses) - MAX_BLOCKS // 2} more: ask for one by id."))
+    return {"text": f"{len(statuses)} update request(s)", "blocks": out}
+
+
+def history(requests: Sequence[UpdateRequest]) -> Message:
+    if not requests:
+        return text_message("No WorkSpaces image update has been requested yet.")
+    lines = [
+        f"`{r.short_id}` {_when(r.created_at)} *{escape(r.source_image_name)}* ({r.region}) — "
+        f"requested by <@{r.requested_by}>"
+        + (f", approved by <@{r.approved_by}>" if r.approved_by else "")
+        + f" — *{r.state}*"
+        + (f" → `{r.new_image_id}`" if r.new_image_id else "")
+        for r in requests
+    ]
+    chunks: list[str] = []
+    for line in lines:
+        if chunks and len(chunks[-1]) + len(line) + 1 <= SECTION_TEXT:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    return {
+        "text": f"The last {len(requests)} update request(s)",
+        "blocks": [section(f"*The last {len(requests)} update requests*")]
+        + [section(chunk) for chunk in chunks],
+    }
+
+
+def _actor(actor: str) -> str:
+    return f"<@{actor}>" if actor[:1] in ("U", "W") else actor

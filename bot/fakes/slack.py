@@ -1,0 +1,1663 @@
+"""The Slack side of the fake world, shared by the tests and by ``wsimg demo``.
+
+Three pieces, all reached over real HTTP on 127.0.0.1 so the code under test runs unchanged:
+
+* :class:`SlackWebAPI` stands in for the Slack Web API. Point ``slack_sdk.WebClient(base_url=...)``
+  (or ``SLACK_API_URL``) at :attr:`SlackWebAPI.api_url`. It answers the methods the bot uses,
+  checks the bot token, enforces the Block Kit limits Slack enforces (``invalid_blocks``), can
+  inject rate limits (HTTP 429 + ``Retry-After``) and other errors, serves ``response_url``
+  endpoints, and records every call and the resulting channel state for assertions.
+* :class:`SlackUser` plays the Slack platform toward the bot app: it sends signed slash
+  commands and button clicks (v0 HMAC-SHA256) to the app's events URL, exactly as Slack does,
+  and can also send unsigned, wrongly signed or stale requests.
+* :func:`render_transcript` / :func:`blocks_to_text` turn what the bot said into plain text for
+  a terminal (the ``wsimg demo`` transcript, and readable test failure output).
+
+Only the standard library is used, so the module ships in the package for the demo.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import html
+import itertools
+import json
+import re
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+__all__ = [
+    "BOT_ID",
+    "BOT_USER_ID",
+    "HttpResult",
+    "Interaction",
+    "Message",
+    "RecordedCall",
+    "RecordedResponse",
+    "SlackUser",
+    "SlackWebAPI",
+    "TimelineEntry",
+    "blocks_to_text",
+    "find_buttons",
+    "mrkdwn_to_text",
+    "render_transcript",
+    "sign_request",
+    "validate_blocks",
+]
+
+BOT_USER_ID = "U0WSIMGBOT"
+BOT_ID = "B0WSIMG"
+APP_ID = "A0WSIMG"
+BOT_NAME = "wsimg"
+VERIFICATION_TOKEN = "fake-verification-token"  # noqa: S105 - deprecated Slack field, not a secret
+STALE_SECONDS = 6 * 60  # older than Slack's 5-minute signature window
+
+_TS_BASE_MICROS = 1_700_000_000_000_000
+_TS_STEP_MICROS = 100
+
+
+def _format_ts(micros: int) -> str:
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+# --------------------------------------------------------------------------------------------
+# Block Kit validation
+# --------------------------------------------------------------------------------------------
+
+MAX_BLOCKS_PER_MESSAGE = 50
+_BLOCK_TYPES = frozenset(
+    {
+        "section",
+        "header",
+        "context",
+        "actions",
+        "divider",
+        "image",
+        "input",
+        "rich_text",
+        "video",
+        "file",
+        "markdown",
+    }
+)
+
+
+class _BlockChecker:
+    def __init__(self, max_blocks: int) -> None:
+        self.max_blocks = max_blocks
+        self.errors: list[str] = []
+        self.block_ids: set[str] = set()
+        self.action_ids: set[str] = set()
+
+    def err(self, pointer: str, message: str) -> None:
+        self.errors.append(f"{message} [json-pointer:{pointer}]")
+
+    def check(self, blocks: Any) -> None:
+        if not isinstance(blocks, list):
+            self.err("/blocks", "must be an array")
+            return
+        if len(blocks) > self.max_blocks:
+            self.err("/blocks", f"no more than {self.max_blocks} items allowed")
+        for i, block in enumerate(blocks):
+            self.block(block, f"/blocks/{i}")
+
+    def text(
+        self, obj: Any, p: str, max_len: int, *, plain_only: bool = False, required: bool = True
+    ) -> None:
+        if obj is None:
+            if required:
+                self.err(p, "missing required field")
+            return
+        if not isinstance(obj, dict):
+            self.err(p, "must be an object")
+            return
+        allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
+        if obj.get("type") not in allowed:
+            self.err(f"{p}/type", "must be a valid enum value")
+        text = obj.get("text")
+        if not isinstance(text, str):
+            self.err(f"{p}/text", "missing required field: text")
+        elif not text:
+            self.err(f"{p}/text", "must be more than 0 characters")
+        elif len(text) > max_len:
+            self.err(f"{p}/text", f"must be less than {max_len + 1} characters")
+
+    def max_str(self, value: Any, p: str, max_len: int) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str):
+            self.err(p, "must be a string")
+        elif len(value) > max_len:
+            self.err(p, f"must be less than {max_len + 1} characters")
+
+    def items(self, value: Any, p: str, lo: int, hi: int) -> list[Any]:
+        if not isinstance(value, list):
+            self.err(p, "must be an array")
+            return []
+        if len(value) < lo:
+            self.err(p, f"must provide at least {lo} items")
+        if len(value) > hi:
+            self.err(p, f"no more than {hi} items allowed")
+        return value
+
+    def block(self, b: Any, p: str) -> None:
+        if not isinstance(b, dict) or not isinstance(b.get("type"), str):
+            self.err(p, "missing required field: type")
+            return
+        kind = b["type"]
+        if kind not in _BLOCK_TYPES:
+            self.err(f"{p}/type", "must be a valid enum value")
+            return
+        if "block_id" in b:
+            block_id = b["block_id"]
+            self.max_str(block_id, f"{p}/block_id", 255)
+            if isinstance(block_id, str):
+                if block_id in self.block_ids:
+                    self.err(f"{p}/block_id", f"duplicate block_id: {block_id}")
+                self.block_ids.add(block_id)
+        if kind == "section":
+            if b.get("text") is None and not b.get("fields"):
+                self.err(p, "must provide either text or fields")
+            self.text(b.get("text"), f"{p}/text", 3000, required=False)
+            if b.get("fields") is not None:
+                for i, f in enumerate(self.items(b["fields"], f"{p}/fields", 1, 10)):
+                    self.text(f, f"{p}/fields/{i}", 2000)
+            if b.get("accessory") is not None:
+                self.element(b["accessory"], f"{p}/accessory")
+        elif kind == "header":
+            self.text(b.get("text"), f"{p}/text", 150, plain_only=True)
+        elif kind == "context":
+            for i, e in enumerate(self.items(b.get("elements"), f"{p}/elements", 1, 10)):
+                if isinstance(e, dict) and e.get("type") == "image":
+                    self.max_str(e.get("alt_text"), f"{p}/elements/{i}/alt_text", 2000)
+                else:
+                    self.text(e, f"{p}/elements/{i}", 3000)
+        elif kind == "actions":
+            for i, e in enumerate(self.items(b.get("elements"), f"{p}/elements", 1, 25)):
+                self.element(e, f"{p}/elements/{i}")
+        elif kind == "image":
+            if not isinstance(b.get("alt_text"), str):
+                self.err(f"{p}/alt_text", "missing required field: alt_text")
+            self.max_str(b.get("alt_text"), f"{p}/alt_text", 2000)
+            self.text(b.get("title"), f"{p}/title", 2000, plain_only=True, required=False)
+        elif kind == "input":
+            self.text(b.get("label"), f"{p}/label", 2000, plain_only=True)
+            if b.get("element") is None:
+                self.err(f"{p}/element", "missing required field: element")
+            else:
+                self.element(b["element"], f"{p}/element")
+
+    def element(self, e: Any, p: str) -> None:
+        if not isinstance(e, dict) or not isinstance(e.get("type"), str):
+            self.err(p, "missing required field: type")
+            return
+        if "action_id" in e:
+            action_id = e["action_id"]
+            self.max_str(action_id, f"{p}/action_id", 255)
+            if isinstance(action_id, str):
+                if action_id in self.action_ids:
+                    self.err(f"{p}/action_id", f"duplicate action_id: {action_id}")
+                self.action_ids.add(action_id)
+        kind = e["type"]
+        if kind == "button":
+            self.text(e.get("text"), f"{p}/text", 75, plain_only=True)
+            self.max_str(e.get("value"), f"{p}/value", 2000)
+            self.max_str(e.get("url"), f"{p}/url", 3000)
+            if e.get("style") is not None and e["style"] not in ("primary", "danger"):
+                self.err(f"{p}/style", "must be a valid enum value")
+            if e.get("confirm") is not None:
+                self.confirm(e["confirm"], f"{p}/confirm")
+        elif kind in ("static_select", "multi_static_select", "overflow"):
+            if kind == "overflow":
+                options = self.items(e.get("options"), f"{p}/options", 1, 5)
+            else:
+                self.text(e.get("placeholder"), f"{p}/placeholder", 150, required=False)
+                options = e.get("options") or []
+                if options:
+                    options = self.items(options, f"{p}/options", 1, 100)
+            for i, o in enumerate(options):
+                self.option(o, f"{p}/options/{i}")
+        elif kind == "image":
+            self.max_str(e.get("alt_text"), f"{p}/alt_text", 2000)
+
+    def option(self, o: Any, p: str) -> None:
+        if not isinstance(o, dict):
+            self.err(p, "must be an object")
+            return
+        self.text(o.get("text"), f"{p}/text", 75)
+        self.max_str(o.get("value"), f"{p}/value", 150)
+
+    def confirm(self, c: Any, p: str) -> None:
+        if not isinstance(c, dict):
+            self.err(p, "must be an object")
+            return
+        self.text(c.get("title"), f"{p}/title", 100, plain_only=True)
+        self.text(c.get("text"), f"{p}/text", 300)
+        self.text(c.get("confirm"), f"{p}/confirm", 30, plain_only=True)
+        self.text(c.get("deny"), f"{p}/deny", 30, plain_only=True)
+
+
+def validate_blocks(blocks: Any, *, max_blocks: int = MAX_BLOCKS_PER_MESSAGE) -> list[str]:
+    """Check ``blocks`` against the Block Kit limits Slack enforces for a message.
+
+    Returns Slack-style error strings (``"must be less than 3001 characters
+    [json-pointer:/blocks/0/text/text]"``); an empty list means Slack would accept them.
+    Checked: at most ``max_blocks`` blocks (50 for messages, 100 for views), section text
+    ≤ 3000 and fields ≤ 10 of ≤ 2000, header ≤ 150, context ≤ 10 elements, actions ≤ 25 elements,
+    block_id/action_id ≤ 255 and unique in the message, button text ≤ 75, value ≤ 2000, url ≤
+    3000, non-empty text objects of a valid type.
+    """
+    checker = _BlockChecker(max_blocks)
+    checker.check(blocks)
+    return checker.errors
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordedCall:
+    """One Web API request as the fake received it (``args`` has blocks parsed, no token)."""
+
+    method: str
+    args: dict[str, Any]
+    time: float
+    response: dict[str, Any] = field(default_factory=dict)
+    status: int = 200
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and bool(self.response.get("ok"))
+
+    @property
+    def error(self) -> str | None:
+        return None if self.ok else self.response.get("error")
+
+
+class RecordedResponse(NamedTuple):
+    """One accepted POST to a response_url: ``(response_url_id, payload, time)``."""
+
+    url_id: str
+    payload: dict[str, Any]
+    time: float
+
+
+@dataclass
+class Message:
+    """A message in the fake's channel state (posted with chat.postMessage or in_channel)."""
+
+    channel: str
+    ts: str
+    text: str | None
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None = None
+    user: str = BOT_USER_ID
+    metadata: dict[str, Any] | None = None
+    deleted: bool = False
+    edits: list[dict[str, Any]] = field(default_factory=list)  # earlier versions, oldest first
+
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+    def as_payload(self, team_id: str = "T0WSIMG") -> dict[str, Any]:
+        """The message as Slack includes it in events and interaction payloads."""
+        payload: dict[str, Any] = {
+            "type": "message",
+            "subtype": "bot_message",
+            "text": self.text or "",
+            "user": self.user,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": team_id,
+            "ts": self.ts,
+            "blocks": copy.deepcopy(self.blocks or []),
+        }
+        if self.thread_ts:
+            payload["thread_ts"] = self.thread_ts
+        if self.metadata:
+            payload["metadata"] = copy.deepcopy(self.metadata)
+        return payload
+
+
+@dataclass
+class Interaction:
+    """Something a person did in Slack (sent by :class:`SlackUser`) and the app's ack."""
+
+    kind: str  # "command" or "click"
+    user_id: str
+    channel_id: str
+    text: str  # "/wsimg updates" or the clicked button's label
+    time: float
+    status: int | None = None
+    ack: Any = None  # parsed JSON ack, ack text, or None when the ack was empty
+
+
+@dataclass
+class TimelineEntry:
+    """One thing that happened, in order: a successful call, a response, an interaction."""
+
+    kind: str  # "call" | "response" | "interaction"
+    time: float
+    call: RecordedCall | None = None
+    response: RecordedResponse | None = None
+    interaction: Interaction | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Injection:
+    status: int
+    error: str
+    times: int
+    headers: dict[str, str]
+
+
+@dataclass
+class _ResponseUrl:
+    url_id: str
+    channel: str | None
+    user_id: str | None
+    original: tuple[str, str] | None  # (channel, ts) of a channel message, if any
+    current: dict[str, Any] | None  # what replace_original/delete_original act on
+    uses: int = 0
+    expired: bool = False
+
+
+Predicate = Callable[[RecordedCall], bool] | str
+
+
+def _matcher(predicate: Predicate) -> Callable[[RecordedCall], bool]:
+    if isinstance(predicate, str):
+        method = predicate
+        return lambda c: c.method == method and c.ok
+    return predicate
+
+
+def _json_loads_maybe(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+# --------------------------------------------------------------------------------------------
+# The Web API stand-in
+# --------------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    api: SlackWebAPI
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "FakeSlack/1.0"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _dispatch(self, verb: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            status, headers, payload = self.server.api._handle(verb, self.path, self.headers, body)
+        except Exception as exc:  # noqa: BLE001 - a fake must answer, never kill its thread
+            status, headers = 500, {"Content-Type": "application/json; charset=utf-8"}
+            payload = json.dumps({"ok": False, "error": "fatal_error", "detail": repr(exc)})
+        data = payload.encode("utf-8")
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class SlackWebAPI:
+    """A Slack Web API stand-in that slack_sdk reaches over real HTTP on 127.0.0.1.
+
+    Use as a context manager (or ``start()``/``stop()``); point ``WebClient(base_url=...)`` or
+    ``SLACK_API_URL`` at :attr:`api_url`. All state is guarded by one lock; the accessors return
+    copies, so tests may read while the bot writes.
+    """
+
+    def __init__(
+        self,
+        bot_token: str = "xoxb-test",  # noqa: S107 - a fake's default, not a credential
+        *,
+        team_id: str = "T0WSIMG",
+        team_domain: str = "wsimg-demo",
+        response_url_uses: int = 5,
+    ) -> None:
+        self.bot_token = bot_token
+        self.team_id = team_id
+        self.team_domain = team_domain
+        self.response_url_uses = response_url_uses
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ts_counter = itertools.count(_TS_BASE_MICROS + _TS_STEP_MICROS, _TS_STEP_MICROS)
+        self._calls: list[RecordedCall] = []
+        self._responses: list[RecordedResponse] = []
+        self._rejected_responses: list[tuple[str, Any, str]] = []
+        self._timeline: list[TimelineEntry] = []
+        self._messages: dict[tuple[str, str], Message] = {}
+        self._ephemerals: list[dict[str, Any]] = []
+        self._response_urls: dict[str, _ResponseUrl] = {}
+        self._usergroups: dict[str, list[str]] = {}
+        self._users: dict[str, dict[str, Any]] = {}
+        self._channels: dict[str, str] = {}
+        self._injections: dict[str, list[_Injection]] = {}
+        self.set_user(BOT_USER_ID, BOT_NAME, is_bot=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> SlackWebAPI:
+        if self._server is not None:
+            return self
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.api = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.02},  # so stop() returns promptly
+            name="fake-slack-web-api",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> SlackWebAPI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("SlackWebAPI is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL, with trailing slash (what SLACK_API_URL is set to)."""
+        return f"{self.base_url}/api/"
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def set_usergroup(self, usergroup_id: str, user_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._usergroups[usergroup_id] = list(user_ids)
+
+    def set_user(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        real_name: str | None = None,
+        tz: str = "UTC",
+        is_bot: bool = False,
+    ) -> None:
+        with self._lock:
+            self._users[user_id] = {
+                "id": user_id,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": real_name or name,
+                "deleted": False,
+                "is_bot": is_bot,
+                "tz": tz,
+                "profile": {"display_name": name, "real_name": real_name or name},
+            }
+
+    def set_channel(self, channel_id: str, name: str) -> None:
+        with self._lock:
+            self._channels[channel_id] = name
+
+    def user_name(self, user_id: str) -> str:
+        with self._lock:
+            user = self._users.get(user_id)
+        return user["name"] if user else user_id
+
+    def channel_name(self, channel_id: str) -> str:
+        with self._lock:
+            name = self._channels.get(channel_id)
+        if name:
+            return name
+        if channel_id.startswith("D"):
+            return "directmessage"
+        return channel_id.lower()
+
+    @staticmethod
+    def dm_channel_id(user_id: str) -> str:
+        return "D" + user_id[1:]
+
+    # -- fault injection ---------------------------------------------------------------------
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP 429 + Retry-After."""
+        self.inject(
+            method,
+            "ratelimited",
+            status=429,
+            times=times,
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    def fail(self, method: str, error: str, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``{"ok": false, "error": error}``."""
+        self.inject(method, error, times=times)
+
+    def inject(
+        self,
+        method: str,
+        error: str,
+        *,
+        status: int = 200,
+        times: int = 1,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        with self._lock:
+            self._injections.setdefault(method, []).append(
+                _Injection(status, error, times, dict(headers or {}))
+            )
+
+    # -- records -----------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[RecordedCall]:
+        """Every Web API request received, in order, including failed ones."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str, *, ok_only: bool = True) -> list[RecordedCall]:
+        with self._lock:
+            return [c for c in self._calls if c.method == method and (c.ok or not ok_only)]
+
+    @property
+    def responses(self) -> list[RecordedResponse]:
+        """Accepted response_url POSTs: ``(response_url_id, payload, time)``."""
+        with self._lock:
+            return list(self._responses)
+
+    @property
+    def rejected_responses(self) -> list[tuple[str, Any, str]]:
+        """response_url POSTs refused: ``(response_url_id, payload, error)``."""
+        with self._lock:
+            return list(self._rejected_responses)
+
+    @property
+    def timeline(self) -> list[TimelineEntry]:
+        with self._lock:
+            return list(self._timeline)
+
+    @property
+    def messages(self) -> dict[tuple[str, str], Message]:
+        """Channel state: live (not deleted) messages keyed by ``(channel, ts)``, edits applied."""
+        with self._lock:
+            return {k: copy.deepcopy(m) for k, m in self._messages.items() if not m.deleted}
+
+    def message(self, channel: str, ts: str) -> Message | None:
+        """One message by key, deleted ones included (check ``.deleted``)."""
+        with self._lock:
+            m = self._messages.get((channel, ts))
+            return copy.deepcopy(m) if m else None
+
+    def posts(self, channel: str | None = None, *, include_replies: bool = True) -> list[Message]:
+        """Live messages, oldest first, optionally one channel's and/or top-level only."""
+        with self._lock:
+            found = [
+                copy.deepcopy(m)
+                for m in self._messages.values()
+                if not m.deleted
+                and (channel is None or m.channel == channel)
+                and (include_replies or not m.is_reply)
+            ]
+        return sorted(found, key=lambda m: m.ts)
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """Live replies in the thread under ``(channel, ts)``, oldest first (parent excluded)."""
+        return [m for m in self.posts(channel) if m.is_reply and m.thread_ts == ts]
+
+    def ephemerals(
+        self, channel: str | None = None, user: str | None = None
+    ) -> list[dict[str, Any]]:
+        """chat.postEphemeral messages: dicts with channel, user, ts, text, blocks, thread_ts."""
+        with self._lock:
+            return [
+                copy.deepcopy(e)
+                for e in self._ephemerals
+                if (channel is None or e["channel"] == channel)
+                and (user is None or e["user"] == user)
+            ]
+
+    def wait_for(
+        self, predicate: Predicate, timeout: float = 10.0, *, since: int = 0
+    ) -> RecordedCall:
+        """Block until a recorded call (from index ``since`` on) matches, and return it.
+
+        ``predicate`` is a callable on :class:`RecordedCall` or a method name (which matches
+        successful calls of that method). Raises ``TimeoutError`` listing the calls seen.
+        """
+        match = _matcher(predicate)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for c in self._calls[since:]:
+                    if match(c):
+                        return c
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = ", ".join(f"{c.method}:{c.error or 'ok'}" for c in self._calls)
+                    raise TimeoutError(f"no matching Slack call within {timeout}s; saw [{seen}]")
+                self._cond.wait(remaining)
+
+    def wait_for_response(
+        self,
+        url: str | None = None,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+        timeout: float = 10.0,
+        *,
+        since: int = 0,
+    ) -> dict[str, Any]:
+        """Block until a response_url payload (for ``url`` if given) matches; return it."""
+        url_id = self._url_id(url) if url else None
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for r in self._responses[since:]:
+                    if (url_id is None or r.url_id == url_id) and (
+                        predicate is None or predicate(r.payload)
+                    ):
+                        return r.payload
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"no matching response_url payload within {timeout}s; "
+                        f"saw {len(self._responses)}"
+                    )
+                self._cond.wait(remaining)
+
+    def reset(self) -> None:
+        """Forget recorded calls, messages and responses (configuration is kept)."""
+        with self._lock:
+            self._calls.clear()
+            self._responses.clear()
+            self._rejected_responses.clear()
+            self._timeline.clear()
+            self._messages.clear()
+            self._ephemerals.clear()
+            self._response_urls.clear()
+            self._injections.clear()
+
+    # -- response_url ------------------------------------------------------------------------
+
+    def new_response_url(
+        self,
+        *,
+        channel: str | None = None,
+        user_id: str | None = None,
+        message_ts: str | None = None,
+        original: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A fresh response_url. With ``message_ts`` it acts on that channel message (as for a
+        click on a channel message); with ``original`` on that (ephemeral) message."""
+        url_id = secrets.token_hex(10)
+        key = (channel, message_ts) if channel and message_ts else None
+        with self._lock:
+            current = None
+            if key and key in self._messages:
+                m = self._messages[key]
+                current = {"text": m.text, "blocks": copy.deepcopy(m.blocks)}
+            elif original is not None:
+                current = {
+                    "text": original.get("text"),
+                    "blocks": copy.deepcopy(original.get("blocks")),
+                }
+            self._response_urls[url_id] = _ResponseUrl(url_id, channel, user_id, key, current)
+        return f"{self.base_url}/response/{url_id}"
+
+    def responses_for(self, url: str) -> list[dict[str, Any]]:
+        """Payloads accepted at one response_url (full URL or its id), oldest first."""
+        url_id = self._url_id(url)
+        with self._lock:
+            return [copy.deepcopy(r.payload) for r in self._responses if r.url_id == url_id]
+
+    def current_message(self, url: str) -> dict[str, Any] | None:
+        """What the user now sees for this response_url (None once deleted)."""
+        with self._lock:
+            state = self._response_urls.get(self._url_id(url))
+            return copy.deepcopy(state.current) if state else None
+
+    def expire_response_url(self, url: str) -> None:
+        """Make a response_url answer 404 expired_url, as after 30 minutes."""
+        with self._lock:
+            state = self._response_urls.get(self._url_id(url))
+            if state:
+                state.expired = True
+
+    @staticmethod
+    def _url_id(url: str) -> str:
+        return url.rstrip("/").rsplit("/", 1)[-1]
+
+    # -- used by SlackUser -------------------------------------------------------------------
+
+    def next_ts(self) -> str:
+        with self._lock:
+            return _format_ts(next(self._ts_counter))
+
+    def record_interaction(self, interaction: Interaction) -> None:
+        with self._cond:
+            self._timeline.append(
+                TimelineEntry("interaction", interaction.time, interaction=interaction)
+            )
+            self._cond.notify_all()
+
+    # -- HTTP handling -----------------------------------------------------------------------
+
+    def _handle(
+        self, verb: str, raw_path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], str]:
+        split = urlsplit(raw_path)
+        path = split.path
+        if path.startswith("/api/"):
+            method = path[len("/api/") :]
+            args = dict(parse_qsl(split.query, keep_blank_values=True))
+            if verb == "POST":
+                try:
+                    args.update(_parse_body(body, headers.get("Content-Type", "")))
+                except ValueError:
+                    answer = json.dumps({"ok": False, "error": "invalid_json"})
+                    return 200, {"Content-Type": "application/json; charset=utf-8"}, answer
+            return self._api_call(method, args, headers)
+        if path.startswith("/response/") and verb == "POST":
+            return self._response_post(path[len("/response/") :], body)
+        return 404, {"Content-Type": "text/plain"}, "not_found"
+
+    def _api_call(
+        self, method: str, args: dict[str, Any], headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, str], str]:
+        token = None
+        auth = headers.get("Authorization") or ""
+        if auth.startswith("Bearer "):
+            token = auth[len("Bearer ") :].strip()
+        token = token or args.pop("token", None)
+        args.pop("token", None)
+        for key in ("blocks", "attachments", "metadata"):
+            if key in args:
+                args[key] = _json_loads_maybe(args[key])
+        status, extra = 200, {}
+        with self._cond:
+            if not token:
+                response: dict[str, Any] = {"ok": False, "error": "not_authed"}
+            elif not hmac.compare_digest(token, self.bot_token):
+                response = {"ok": False, "error": "invalid_auth"}
+            elif injection := self._take_injection(method):
+                status, extra = injection.status, injection.headers
+                response = {"ok": False, "error": injection.error}
+            else:
+                handler = _METHODS.get(method)
+                if handler is None:
+                    response = {"ok": False, "error": "unknown_method"}
+                else:
+                    response = handler(self, args)
+            call = RecordedCall(method, copy.deepcopy(args), time.time(), response, status)
+            self._calls.append(call)
+            if call.ok:
+                self._timeline.append(
+                    TimelineEntry("call", call.time, call=call, detail=response.pop("_detail", {}))
+                )
+            response.pop("_detail", None)
+            self._cond.notify_all()
+        out_headers = {"Content-Type": "application/json; charset=utf-8", **extra}
+        return status, out_headers, json.dumps(response)
+
+    def _take_injection(self, method: str) -> _Injection | None:
+        queue = self._injections.get(method)
+        if not queue:
+            return None
+        injection = queue[0]
+        injection.times -= 1
+        if injection.times <= 0:
+            queue.pop(0)
+        return injection
+
+    def _response_post(self, url_id: str, body: bytes) -> tuple[int, dict[str, str], str]:
+        text_plain = {"Content-Type": "text/html"}
+        try:
+            payload = json.loads(body.decode("utf-8") or "null")
+        except ValueError:
+            payload = None
+        with self._cond:
+            state = self._response_urls.get(url_id)
+            error = None
+            if state is None:
+                return 404, text_plain, "no_such_url"
+            if not isinstance(payload, dict):
+                error = "invalid_payload"
+            elif state.expired:
+                error = "expired_url"
+            elif state.uses >= self.response_url_uses:
+                error = "used_url"
+            elif _truthy(payload.get("delete_original")):
+                pass
+            elif not payload.get("text") and not payload.get("blocks"):
+                error = "no_text"
+            elif "blocks" in payload and validate_blocks(payload["blocks"]):
+                error = "invalid_blocks"
+            if error:
+                self._rejected_responses.append((url_id, payload, error))
+                self._cond.notify_all()
+                return (404 if error in ("expired_url", "used_url") else 400), text_plain, error
+            assert isinstance(payload, dict)
+            state.uses += 1
+            detail = self._apply_response(state, payload)
+            record = RecordedResponse(url_id, copy.deepcopy(payload), time.time())
+            self._responses.append(record)
+            self._timeline.append(
+                TimelineEntry("response", record.time, response=record, detail=detail)
+            )
+            self._cond.notify_all()
+        return 200, text_plain, "ok"
+
+    def _apply_response(self, state: _ResponseUrl, payload: dict[str, Any]) -> dict[str, Any]:
+        """Apply a response_url payload the way Slack shows it.
+
+        With a channel message behind the URL (a click on it), replace/delete act on that
+        message and plain responses are new ephemeral messages. Without one (slash commands,
+        clicks on ephemeral messages), replace/delete act on the latest message from the URL.
+        """
+        content = {"text": payload.get("text"), "blocks": copy.deepcopy(payload.get("blocks"))}
+        detail: dict[str, Any] = {"channel": state.channel, "user": state.user_id}
+        original = self._messages.get(state.original) if state.original else None
+        if _truthy(payload.get("delete_original")):
+            detail["effect"] = "deleted"
+            if original is not None:
+                original.deleted = True
+            state.current = None
+        elif _truthy(payload.get("replace_original")):
+            detail["effect"] = "replaced"
+            if original is not None and not original.deleted:
+                original.edits.append({"text": original.text, "blocks": original.blocks})
+                original.text, original.blocks = content["text"], content["blocks"]
+            state.current = content
+        elif payload.get("response_type") == "in_channel" and state.channel:
+            detail["effect"] = "in_channel"
+            ts = self.next_ts()
+            thread_ts = self._thread_root(state.channel, payload.get("thread_ts"))
+            self._messages[(state.channel, ts)] = Message(
+                state.channel, ts, content["text"], content["blocks"], thread_ts
+            )
+            detail["ts"], detail["thread_ts"] = ts, thread_ts
+            if original is None:
+                state.original = (state.channel, ts)
+                state.current = content
+        else:
+            detail["effect"] = "ephemeral"
+            if original is None:
+                state.current = content
+        return detail
+
+    def _thread_root(self, channel: str, thread_ts: Any) -> str | None:
+        if not thread_ts:
+            return None
+        parent = self._messages.get((channel, str(thread_ts)))
+        if parent is not None and parent.thread_ts:
+            return parent.thread_ts
+        return str(thread_ts)
+
+    def _resolve_channel(self, channel: Any) -> str | None:
+        if not channel or not isinstance(channel, str):
+            return None
+        if channel[0] in "UW" and channel[1:].isalnum() and channel.isupper():
+            return self.dm_channel_id(channel)
+        if channel.startswith("#"):
+            for cid, name in self._channels.items():
+                if name == channel[1:]:
+                    return cid
+        return channel
+
+    # -- methods (called with the lock held) -------------------------------------------------
+
+    def _check_message_content(self, args: dict[str, Any]) -> dict[str, Any] | None:
+        blocks = args.get("blocks")
+        if blocks is not None:
+            if not isinstance(blocks, list):
+                return {"ok": False, "error": "invalid_blocks_format"}
+            errors = validate_blocks(blocks)
+            if errors:
+                return {
+                    "ok": False,
+                    "error": "invalid_blocks",
+                    "errors": errors,
+                    "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]},
+                }
+        return None
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": f"https://{self.team_domain}.slack.com/",
+            "team": "wsimg demo",
+            "user": BOT_NAME,
+            "team_id": self.team_id,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(args.get("channel"))
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("text") and not args.get("blocks") and not args.get("attachments"):
+            return {"ok": False, "error": "no_text"}
+        if problem := self._check_message_content(args):
+            return problem
+        ts = self.next_ts()
+        thread_ts = self._thread_root(channel, args.get("thread_ts"))
+        message = Message(
+            channel,
+            ts,
+            args.get("text"),
+            copy.deepcopy(args.get("blocks")),
+            thread_ts,
+            metadata=args.get("metadata") if isinstance(args.get("metadata"), dict) else None,
+        )
+        self._messages[(channel, ts)] = message
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "message": message.as_payload(self.team_id),
+            "_detail": {"channel": channel, "ts": ts, "thread_ts": thread_ts},
+        }
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(args.get("channel"))
+        ts = str(args.get("ts") or "")
+        message = self._messages.get((channel or "", ts))
+        if channel is None or not ts or message is None or message.deleted:
+            return {"ok": False, "error": "message_not_found"}
+        if "text" not in args and "blocks" not in args and "attachments" not in args:
+            return {"ok": False, "error": "no_text"}
+        if problem := self._check_message_content(args):
+            return problem
+        message.edits.append({"text": message.text, "blocks": copy.deepcopy(message.blocks)})
+        if "text" in args:
+            message.text = args["text"]
+        if "blocks" in args:  # Slack keeps the old blocks when none are sent
+            message.blocks = copy.deepcopy(args["blocks"])
+        if isinstance(args.get("metadata"), dict):
+            message.metadata = args["metadata"]
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "text": message.text or "",
+            "message": message.as_payload(self.team_id),
+            "_detail": {"channel": channel, "ts": ts, "thread_ts": message.thread_ts},
+        }
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(args.get("channel"))
+        user = args.get("user")
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if not user:
+            return {"ok": False, "error": "user_not_found"}
+        if not args.get("text") and not args.get("blocks") and not args.get("attachments"):
+            return {"ok": False, "error": "no_text"}
+        if problem := self._check_message_content(args):
+            return problem
+        ts = self.next_ts()
+        self._ephemerals.append(
+            {
+                "channel": channel,
+                "user": user,
+                "ts": ts,
+                "text": args.get("text"),
+                "blocks": copy.deepcopy(args.get("blocks")),
+                "thread_ts": args.get("thread_ts"),
+            }
+        )
+        return {"ok": True, "message_ts": ts, "_detail": {"channel": channel, "user": user}}
+
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(args.get("channel"))
+        ts = str(args.get("ts") or "")
+        message = self._messages.get((channel or "", ts))
+        if message is None or message.deleted:
+            return {"ok": False, "error": "message_not_found"}
+        message.deleted = True
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "_detail": {"channel": channel, "ts": ts, "thread_ts": message.thread_ts},
+        }
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = args.get("usergroup")
+        if not group:
+            return {"ok": False, "error": "invalid_arguments"}
+        if group not in self._usergroups:
+            return {"ok": False, "error": "no_such_subgroup"}
+        return {"ok": True, "users": list(self._usergroups[group])}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user")
+        if not isinstance(user_id, str) or not re.fullmatch(r"[UW][A-Z0-9]+", user_id):
+            return {"ok": False, "error": "user_not_found"}
+        user = self._users.get(user_id)
+        if user is None:
+            name = user_id.lower()
+            user = {
+                "id": user_id,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": name,
+                "deleted": False,
+                "is_bot": False,
+                "tz": "UTC",
+                "profile": {"display_name": name, "real_name": name},
+            }
+        return {"ok": True, "user": copy.deepcopy(user)}
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if args.get("channel"):
+            return {"ok": True, "channel": {"id": args["channel"]}}
+        users = args.get("users")
+        if isinstance(users, list):
+            users = ",".join(users)
+        ids = [u.strip() for u in str(users or "").split(",") if u.strip()]
+        if not ids:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        if len(ids) == 1:
+            return {"ok": True, "channel": {"id": self.dm_channel_id(ids[0])}}
+        digest = hashlib.sha256(",".join(sorted(ids)).encode()).hexdigest()[:10].upper()
+        return {"ok": True, "channel": {"id": f"G{digest}"}}
+
+
+_METHODS: dict[str, Callable[[SlackWebAPI, dict[str, Any]], dict[str, Any]]] = {
+    "auth.test": SlackWebAPI._auth_test,
+    "chat.postMessage": SlackWebAPI._chat_post_message,
+    "chat.update": SlackWebAPI._chat_update,
+    "chat.postEphemeral": SlackWebAPI._chat_post_ephemeral,
+    "chat.delete": SlackWebAPI._chat_delete,
+    "usergroups.users.list": SlackWebAPI._usergroups_users_list,
+    "users.info": SlackWebAPI._users_info,
+    "conversations.open": SlackWebAPI._conversations_open,
+}
+
+
+def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
+    if not body:
+        return {}
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if ctype == "application/json":
+        data = json.loads(body.decode("utf-8"))
+        return dict(data) if isinstance(data, dict) else {}
+    if ctype == "multipart/form-data":
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+        out: dict[str, Any] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            raw = part.get_payload(decode=True) or b""
+            if name:
+                out[str(name)] = raw.decode("utf-8", errors="replace")
+        return out
+    return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+
+
+# --------------------------------------------------------------------------------------------
+# The Slack platform toward the app
+# --------------------------------------------------------------------------------------------
+
+
+def sign_request(signing_secret: str, timestamp: int | str, body: bytes) -> str:
+    """Slack's v0 signature: ``v0=`` + hex HMAC-SHA256 over ``v0:{timestamp}:{body}``."""
+    base = b"v0:" + str(timestamp).encode("ascii") + b":" + body
+    return "v0=" + hmac.new(signing_secret.encode("utf-8"), base, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class HttpResult:
+    """The app's answer to a request. ``headers`` keys are lower-case."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+    json: Any
+    elapsed: float
+    request_body: bytes = field(default=b"", repr=False)
+    content_type: str = field(default="", repr=False)
+    response_url: str | None = None
+
+
+def find_buttons(blocks: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """Every button in ``blocks`` (actions elements and section accessories), in order, as
+    dicts with ``action_id``, ``value``, ``block_id``, ``text``, ``style`` and ``url``."""
+    found: list[dict[str, Any]] = []
+    for block in blocks or []:
+        if block.get("type") == "actions":
+            elements = list(block.get("elements") or [])
+        elif block.get("type") == "section" and block.get("accessory"):
+            elements = [block["accessory"]]
+        else:
+            continue
+        for e in elements:
+            if e.get("type") != "button":
+                continue
+            found.append(
+                {
+                    "action_id": e.get("action_id"),
+                    "value": e.get("value"),
+                    "block_id": block.get("block_id"),
+                    "text": (e.get("text") or {}).get("text", ""),
+                    "style": e.get("style"),
+                    "url": e.get("url"),
+                }
+            )
+    return found
+
+
+class SlackUser:
+    """Plays Slack toward the app: signed slash commands and button clicks over real HTTP."""
+
+    find_buttons = staticmethod(find_buttons)
+
+    def __init__(
+        self,
+        events_url: str,
+        signing_secret: str,
+        api: SlackWebAPI,
+        team_id: str = "T0WSIMG",
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        if urlsplit(events_url).scheme not in ("http", "https"):
+            raise ValueError(f"events_url must be http(s): {events_url!r}")
+        self.events_url = events_url
+        self.signing_secret = signing_secret
+        self.api = api
+        self.team_id = team_id
+        self.timeout = timeout
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._trigger = itertools.count(1)
+
+    # -- low level ---------------------------------------------------------------------------
+
+    def sign(self, timestamp: int | str, body: bytes) -> str:
+        return sign_request(self.signing_secret, timestamp, body)
+
+    def post(
+        self,
+        body: bytes,
+        content_type: str = "application/x-www-form-urlencoded",
+        *,
+        timestamp: int | str | None = None,
+        signature: str | None = None,
+        sign: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResult:
+        """POST ``body`` to the events URL.
+
+        ``sign=True`` adds a correct signature for ``timestamp`` (default: now); pass an old
+        timestamp (``time.time() - STALE_SECONDS``) for a stale request, or ``signature=`` for
+        a wrong one. ``sign=False`` sends no signature header (and a timestamp header only if
+        ``timestamp`` is given).
+        """
+        req_headers = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0"}
+        if sign or signature is not None:
+            ts = str(int(time.time()) if timestamp is None else timestamp)
+            req_headers["X-Slack-Request-Timestamp"] = ts
+            req_headers["X-Slack-Signature"] = signature or self.sign(ts, body)
+        elif timestamp is not None:
+            req_headers["X-Slack-Request-Timestamp"] = str(timestamp)
+        req_headers.update(headers or {})
+        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+            self.events_url, data=body, headers=req_headers, method="POST"
+        )
+        started = time.monotonic()
+        try:
+            with self._opener.open(request, timeout=self.timeout) as resp:
+                status, resp_headers, raw = resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, resp_headers, raw = exc.code, exc.headers, exc.read()
+        elapsed = time.monotonic() - started
+        text = raw.decode("utf-8", errors="replace")
+        parsed = None
+        if text.strip():
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+        return HttpResult(
+            status=status,
+            headers={k.lower(): v for k, v in resp_headers.items()},
+            body=text,
+            json=parsed,
+            elapsed=elapsed,
+            request_body=body,
+            content_type=content_type,
+        )
+
+    def replay(
+        self, result: HttpResult, *, retry_num: int = 1, reason: str = "http_timeout"
+    ) -> HttpResult:
+        """Send the same request again, freshly signed, as Slack's retry does."""
+        again = self.post(
+            result.request_body,
+            result.content_type,
+            headers={"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason},
+        )
+        again.response_url = result.response_url
+        return again
+
+    # -- what people do ----------------------------------------------------------------------
+
+    def _trigger_id(self) -> str:
+        n = next(self._trigger)
+        return f"{1000000000 + n}.{1000000 + n}.{secrets.token_hex(16)}"
+
+    def command(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        channel_id: str = "C0OPS",
+        command: str = "/wsimg",
+        user_name: str | None = None,
+    ) -> HttpResult:
+        """Send a slash command as Slack does (form-encoded, signed); returns the app's ack."""
+        response_url = self.api.new_response_url(channel=channel_id, user_id=user_id)
+        fields = {
+            "token": VERIFICATION_TOKEN,
+            "team_id": self.team_id,
+            "team_domain": self.api.team_domain,
+            "channel_id": channel_id,
+            "channel_name": self.api.channel_name(channel_id),
+            "user_id": user_id,
+            "user_name": user_name or self.api.user_name(user_id),
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": self._trigger_id(),
+        }
+        interaction = Interaction(
+            "command", user_id, channel_id, f"{command} {text}".strip(), time.time()
+        )
+        self.api.record_interaction(interaction)
+        result = self.post(urlencode(fields).encode("utf-8"))
+        result.response_url = response_url
+        _set_ack(interaction, result)
+        return result
+
+    def click(
+        self,
+        action_id: str,
+        value: str | None,
+        *,
+        user_id: str,
+        channel_id: str = "C0OPS",
+        message: Message | Mapping[str, Any] | None = None,
+        block_id: str | None = None,
+        response_url: str | None = None,
+        container: Mapping[str, Any] | None = None,
+        user_name: str | None = None,
+    ) -> HttpResult:
+        """Click a button as Slack does (``payload=<block_actions json>``, signed).
+
+        ``message`` is the message holding the button: a :class:`Message` from the fake (a
+        channel message, with ts) or a dict (e.g. a response/ack; without ``ts`` it is treated
+        as ephemeral and, as Slack does, left out of the payload and named in ``container``).
+        ``block_id`` and the button label are taken from the message when not given.
+        """
+        msg = message.as_payload(self.team_id) if isinstance(message, Message) else message
+        msg = dict(msg) if msg is not None else None
+        button = next(
+            (
+                b
+                for b in find_buttons((msg or {}).get("blocks"))
+                if b["action_id"] == action_id and (block_id is None or b["block_id"] == block_id)
+            ),
+            None,
+        )
+        if block_id is None:
+            block_id = (button or {}).get("block_id") or secrets.token_hex(3)
+        label = (button or {}).get("text") or action_id
+        message_ts = msg.get("ts") if msg else None
+        is_ephemeral = msg is not None and not message_ts
+        if container is None:
+            container = {
+                "type": "message",
+                "message_ts": message_ts or self.api.next_ts(),
+                "channel_id": channel_id,
+                "is_ephemeral": is_ephemeral,
+            }
+        if response_url is None:
+            response_url = self.api.new_response_url(
+                channel=channel_id,
+                user_id=user_id,
+                message_ts=message_ts,
+                original=msg if is_ephemeral else None,
+            )
+        name = user_name or self.api.user_name(user_id)
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": name, "name": name, "team_id": self.team_id},
+            "api_app_id": APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "container": dict(container),
+            "trigger_id": self._trigger_id(),
+            "team": {"id": self.team_id, "domain": self.api.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel_id, "name": self.api.channel_name(channel_id)},
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "text": {"type": "plain_text", "text": label, "emoji": True},
+                    "value": value,
+                    "type": "button",
+                    "action_ts": self.api.next_ts(),
+                }
+            ],
+        }
+        if value is None:
+            del payload["actions"][0]["value"]
+        if msg is not None and not is_ephemeral:
+            payload["message"] = msg
+        interaction = Interaction("click", user_id, channel_id, label, time.time())
+        self.api.record_interaction(interaction)
+        body = urlencode({"payload": json.dumps(payload)}).encode("utf-8")
+        result = self.post(body)
+        result.response_url = response_url
+        _set_ack(interaction, result)
+        return result
+
+    def click_button(self, button: Mapping[str, Any], *, user_id: str, **kwargs: Any) -> HttpResult:
+        """Click a button dict as returned by :func:`find_buttons`."""
+        kwargs.setdefault("block_id", button.get("block_id"))
+        return self.click(button["action_id"], button.get("value"), user_id=user_id, **kwargs)
+
+
+def _set_ack(interaction: Interaction, result: HttpResult) -> None:
+    interaction.status = result.status
+    if result.json is not None:
+        interaction.ack = result.json
+    elif result.body.strip():
+        interaction.ack = result.body
+    else:
+        interaction.ack = None
+
+
+# --------------------------------------------------------------------------------------------
+# Transcript rendering
+# --------------------------------------------------------------------------------------------
+
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_ANGLE = re.compile(r"<([^<>]+)>")
+RULE = "─" * 40
+
+
+def mrkdwn_to_text(text: str, user_names: Mapping[str, str] | None = None) -> str:
+    """Slack mrkdwn to plain text: no bold stars; links, mentions and dates made readable."""
+    names = user_names or {}
+
+    def angle(m: re.Match[str]) -> str:
+        inner = m.group(1)
+        target, _, label = inner.partition("|")
+        if target.startswith("@"):
+            return "@" + (label or names.get(target[1:], target[1:]))
+        if target.startswith("#"):
+            return "#" + (label or target[1:])
+        if target.startswith("!subteam^"):
+            return label or "@" + target[len("!subteam^") :]
+        if target.startswith("!date^"):
+            return label or target
+        if target.startswith("!"):
+            return "@" + target[1:]
+        return f"{label} ({target})" if label and label != target else target
+
+    out = _ANGLE.sub(angle, text)
+    out = _BOLD.sub(r"\1", out)
+    return html.unescape(out)
+
+
+def _text_of(obj: Any, names: Mapping[str, str]) -> str:
+    if isinstance(obj, str):
+        return obj
+    if not isinstance(obj, Mapping):
+        return ""
+    text = str(obj.get("text", ""))
+    return mrkdwn_to_text(text, names) if obj.get("type") == "mrkdwn" else text
+
+
+def _element_text(e: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    kind = e.get("type")
+    if kind == "button":
+        return f"[ {_text_of(e.get('text'), names)} ]"
+    if kind == "image":
+        return f"[image: {e.get('alt_text', '')}]"
+    if kind in ("static_select", "multi_static_select", "external_select", "users_select"):
+        placeholder = _text_of(e.get("placeholder"), names) or "choose"
+        return f"[ {placeholder} ▾ ]"
+    if kind == "overflow":
+        return "[ … ]"
+    if kind in ("plain_text", "mrkdwn"):
+        return _text_of(e, names)
+    return f"[{kind}]"
+
+
+def _rich_text(element: Any, names: Mapping[str, str]) -> str:
+    if isinstance(element, Mapping):
+        kind = element.get("type")
+        if kind == "text":
+            return str(element.get("text", ""))
+        if kind == "link":
+            return str(element.get("text") or element.get("url", ""))
+        if kind == "user":
+            return "@" + names.get(element.get("user_id", ""), element.get("user_id", ""))
+        if kind == "channel":
+            return "#" + str(element.get("channel_id", ""))
+        if kind == "emoji":
+            return f":{element.get('name', '')}:"
+        inner = "".join(_rich_text(e, names) for e in element.get("elements") or [])
+        if kind in ("rich_text_section", "rich_text_preformatted", "rich_text_quote"):
+            return inner + "\n"
+        return inner
+    return ""
+
+
+def blocks_to_text(
+    blocks: Iterable[Mapping[str, Any]] | None, *, user_names: Mapping[str, str] | None = None
+) -> str:
+    """Plain-text rendering of Block Kit blocks for a terminal: headers, section text and
+    fields, context, dividers as a rule, buttons as ``[ Label ]``."""
+    names = user_names or {}
+    lines: list[str] = []
+    for block in blocks or []:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(_text_of(block.get("text"), names))
+        elif kind == "section":
+            if block.get("text"):
+                lines.append(_text_of(block["text"], names))
+            for f in block.get("fields") or []:
+                lines.append("  " + " ".join(_text_of(f, names).splitlines()))
+            if block.get("accessory"):
+                lines.append("  " + _element_text(block["accessory"], names))
+        elif kind == "context":
+            lines.append(" · ".join(_element_text(e, names) for e in block.get("elements") or []))
+        elif kind == "divider":
+            lines.append(RULE)
+        elif kind == "actions":
+            lines.append("  ".join(_element_text(e, names) for e in block.get("elements") or []))
+        elif kind == "image":
+            lines.append(f"[image: {block.get('alt_text', '')}]")
+        elif kind == "rich_text":
+            lines.append(_rich_text(block, names).rstrip("\n"))
+        elif kind == "input":
+            lines.append(f"{_text_of(block.get('label'), names)}: ____")
+        elif kind == "markdown":
+            lines.append(str(block.get("text", "")))
+        else:
+            lines.append(f"[{kind}]")
+    return "\n".join(lines)
+
+
+def _content_text(
+    text: Any, blocks: Any, names: Mapping[str, str], *, attachments: Any = None
+) -> str:
+    if blocks:
+        return blocks_to_text(blocks, user_names=names)
+    if isinstance(text, str) and text:
+        return mrkdwn_to_text(text, names)
+    if attachments:
+        return "\n".join(str(a.get("fallback") or a.get("text") or "") for a in attachments if a)
+    return ""
+
+
+def _indent(text: str, prefix: str) -> list[str]:
+    return [prefix + line if line else prefix.rstrip() for line in text.splitlines() or [""]]
+
+
+def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = None) -> str:
+    """Everything people did and the bot said, in time order, as readable plain text.
+
+    Covers slash commands and clicks sent by :class:`SlackUser` (with their acks),
+    chat.postMessage / update / postEphemeral / delete and response_url payloads. Thread
+    replies are indented under a ``↳`` marker.
+    """
+    names: dict[str, str] = {}
+    with api._lock:
+        for uid, user in api._users.items():
+            names[uid] = user["name"]
+    names.update(user_names or {})
+
+    def who(user_id: str | None) -> str:
+        return names.get(user_id or "", user_id or "someone")
+
+    def where(channel: str | None) -> str:
+        if not channel:
+            return "?"
+        if channel.startswith("D"):
+            return f"DM with {who('U' + channel[1:])}"
+        with api._lock:
+            known = channel in api._channels
+        return "#" + api.channel_name(channel) if known else channel
+
+    out: list[list[str]] = []
+
+    def emit(header: str, body: str, *, reply: bool = False) -> None:
+        if reply:
+            out.append([f"  ↳ {header}", *_indent(body, "      ")])
+        else:
+            out.append([header, *_indent(body, "    ")])
+
+    for entry in api.timeline:
+        if entry.interaction is not None:
+            i = entry.interaction
+            if i.kind == "command":
+                lines = [f"> {who(i.user_id)} in {where(i.channel_id)}: {i.text}"]
+            else:
+                lines = [f"> {who(i.user_id)} clicked [ {i.text} ] in {where(i.channel_id)}"]
+            if i.status is not None and i.status >= 300:
+                lines.append(f"    (the app answered HTTP {i.status})")
+            ack = i.ack
+            if isinstance(ack, Mapping) and (ack.get("text") or ack.get("blocks")):
+                lines.append(f"  {BOT_NAME} (only visible to {who(i.user_id)}):")
+                body = _content_text(ack.get("text"), ack.get("blocks"), names)
+                lines.extend(_indent(body, "    "))
+            elif isinstance(ack, str) and ack.strip():
+                lines.append(f"  {BOT_NAME} (only visible to {who(i.user_id)}):")
+                lines.extend(_indent(ack.strip(), "    "))
+            out.append(lines)
+        elif entry.call is not None:
+            call, d = entry.call, entry.detail
+            args = call.args
+            body = _content_text(
+                args.get("text"), args.get("blocks"), names, attachments=args.get("attachments")
+            )
+            reply = bool(d.get("thread_ts")) and d.get("thread_ts") != d.get("ts")
+            channel = d.get("channel")
+            if call.method == "chat.postMessage":
+                head = "reply in thread" if reply else where(channel)
+                emit(f"{head} · {BOT_NAME}:", body, reply=reply)
+            elif call.method == "chat.update":
+                emit(f"{where(channel)} · {BOT_NAME} edited its message:", body, reply=reply)
+            elif call.method == "chat.postEphemeral":
+                emit(f"{where(channel)} · {BOT_NAME} (only visible to {who(d.get('user'))}):", body)
+            elif call.method == "chat.delete":
+                out.append([f"{where(channel)} · {BOT_NAME} deleted its message"])
+        elif entry.response is not None:
+            payload, d = entry.response.payload, entry.detail
+            body = _content_text(payload.get("text"), payload.get("blocks"), names)
+            effect = d.get("effect")
+            if effect == "deleted":
+                out.append([f"{BOT_NAME} deleted the message"])
+            elif effect == "replaced":
+                emit(f"{BOT_NAME} replaced the message:", body)
+            elif effect == "in_channel":
+                reply = bool(d.get("thread_ts"))
+                head = "reply in thread" if reply else where(d.get("channel"))
+                emit(f"{head} · {BOT_NAME}:", body, reply=reply)
+            else:
+                emit(f"{BOT_NAME} (only visible to {who(d.get('user'))}):", body)
+    return "\n\n".join("\n".join(block) for block in out) + ("\n" if out else "")

@@ -1,0 +1,23 @@
+"""Slack identifiers (action_id prefixes, block ids) in one place.
+
+Slack wants every action_id unique within a message, so buttons carry ``<prefix>:<n>`` and the
+listeners match the prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    APPROVE = "wsimg.approve"
+    PAGE = "wsimg.page"
+
+
+def action_id(action: Action, suffix: str | int) -> str:
+    return f"{action.value}:{suffix}"
+
+
+def matcher(action: Action) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(action.value)}(:.*)?$")

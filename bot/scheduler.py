@@ -1,0 +1,45 @@
+"""The in-process scheduler: the follow-up poller (and, later, digests).
+
+Each process runs its own scheduler with an in-memory job store (APScheduler's FAQ: two
+schedulers must never share a job store). Work that must happen once across processes is
+guarded in the database, not by the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot import updates
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def poll_job(services: Services) -> None:
+    report = updates.poll(services)
+    if report.resumed or report.finished or report.followups:
+        log.info("poll: %s", report)
+
+
+def build_scheduler(services: Services) -> BackgroundScheduler:
+    zone = ZoneInfo(services.settings.timezone)
+    seconds = services.settings.poll_seconds
+    scheduler = BackgroundScheduler(timezone=zone)
+    scheduler.add_job(
+        poll_job,
+        IntervalTrigger(seconds=seconds, timezone=zone),
+        args=[services],
+        id="poll",
+        name="follow pending images",
+        next_run_time=datetime.now(zone),  # resume what a restart left pending at once
+        coalesce=True,
+        max_instances=1,
+        # A poll late by less than one interval still runs; later than that the next one is due.
+        misfire_grace_time=seconds,
+    )
+    return scheduler

@@ -1,0 +1,72 @@
+"""HTTP serving: POST /slack/events to Bolt, GET /healthz for the platform's health checks.
+
+waitress is a production WSGI server (threads, request size limits), unlike Bolt's
+development server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from waitress.server import create_server
+
+from storage.db import ping
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HTTP_THREADS = 16
+MAX_BODY_BYTES = 1_000_000  # Slack payloads are a few KB; a larger body is not Slack's
+
+
+class WsgiApp:
+    def __init__(self, app: App, engine: Engine) -> None:
+        self._slack = SlackRequestHandler(app, path=EVENTS_PATH)
+        self._engine = engine
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            return self._health(start_response)
+        if path == EVENTS_PATH and method == "POST":
+            return self._slack(environ, start_response)
+        return _json(start_response, "404 Not Found", {"ok": False, "error": "not found"})
+
+    def _health(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            ping(self._engine)
+        except SQLAlchemyError as exc:
+            log.warning("health check: database did not answer: %s", type(exc).__name__)
+            return _json(
+                start_response, "503 Service Unavailable", {"ok": False, "database": "down"}
+            )
+        return _json(start_response, "200 OK", {"ok": True, "database": "ok"})
+
+
+def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
+
+
+def make_server(wsgi: WsgiApp, *, host: str = "0.0.0.0", port: int = 3000):  # noqa: S104
+    """A waitress server, not yet running: ``.run()`` serves, ``.close()`` stops."""
+    return create_server(
+        wsgi,
+        host=host,
+        port=port,
+        threads=HTTP_THREADS,
+        max_request_body_size=MAX_BODY_BYTES,
+        ident="wsimg",
+    )

@@ -1,0 +1,578 @@
+"""The update flow: list images with updates, approve one, submit it exactly once, follow it.
+
+Every state move is a compare-and-set in storage.crud.transition, so two clicks, two processes
+or a Slack retry can never both move a request. A request is created with ``active_key`` set,
+and the unique index on it allows one in-flight update per source image.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from bot import blocks
+from bot.errors import AwsError, WsimgError
+from bot.gateway import Image
+from bot.naming import sanitize_tag_value, updated_image_description, updated_image_name
+from bot.services import Services
+from storage import crud
+from storage.db import session_scope
+from storage.models import IN_FLIGHT, Event, Offer, State, UpdateRequest, utcnow
+
+log = logging.getLogger(__name__)
+
+# A request left in `approved` or `submitting` longer than this is taken to be orphaned by a
+# process that died; botocore gives up on one call well within it (30 s read timeout x 5 tries
+# is the worst case, and the poller runs after that).
+ORPHAN_AFTER = timedelta(minutes=3)
+SYSTEM = "wsimg"
+
+
+class NotAllowed(WsimgError):
+    def __init__(self) -> None:
+        super().__init__(
+            "You may not approve WorkSpaces image updates. Ask an admin to add your Slack user "
+            "or one of your user groups to WSIMG_APPROVERS."
+        )
+
+
+class StaleButton(WsimgError):
+    def __init__(self) -> None:
+        super().__init__(
+            "That button is no longer valid. Run `/wsimg updates` again for a fresh list."
+        )
+
+
+class AlreadyInFlight(WsimgError):
+    def __init__(self, request: UpdateRequest) -> None:
+        who = f"<@{request.approved_by or request.requested_by}>"
+        super().__init__(
+            f"An update of {request.source_image_name} is already {request.state} "
+            f"(request {request.short_id}, approved by {who}). Nothing new was started."
+        )
+        self.request = request
+
+
+class AlreadyUpdated(WsimgError):
+    def __init__(self, request: UpdateRequest) -> None:
+        super().__init__(
+            f"{request.source_image_name} was already updated: {request.new_image_id} "
+            f"(request {request.short_id}). Nothing new was started."
+        )
+        self.request = request
+
+
+class NotUpdatable(WsimgError):
+    pass
+
+
+class UnknownRegion(WsimgError):
+    pass
+
+
+class NotFound(WsimgError):
+    pass
+
+
+@dataclass(frozen=True)
+class Entry:
+    offer: Offer
+    request: UpdateRequest | None  # the newest request for this image, if any
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    listing_id: str
+    page: int
+    pages: int
+    total_images: int
+    total_regions: int
+    entries: list[Entry]
+    failures: list[str] = field(default_factory=list)
+    region: str | None = None
+
+
+def list_updates(
+    services: Services, *, user_id: str, channel_id: str | None, region: str | None = None
+) -> ListingPage:
+    """Every image with an update available, in every configured region and account."""
+    if region is not None and region not in services.settings.regions:
+        configured = ", ".join(services.settings.regions) or "none"
+        raise UnknownRegion(
+            f"`{region}` is not one of the configured regions ({configured}). "
+            "Set WSIMG_REGIONS to add it."
+        )
+    listing = services.gateway.list_images(region=region)
+    images = [image for image in listing.images if image.update_available]
+    listing_id = uuid.uuid4().hex
+    pages = blocks.assign_pages([(image.account_id, image.region) for image in images])
+    offers = [
+        _offer(
+            image,
+            listing_id=listing_id,
+            page=page,
+            position=n,
+            user_id=user_id,
+            channel_id=channel_id,
+        )
+        for n, (image, page) in enumerate(zip(images, pages, strict=True))
+    ]
+    failures = [
+        f"{failure.target.region} ({failure.target.account_id}): {failure.error.user_message}"
+        for failure in listing.failures
+    ]
+    with session_scope(services.engine) as session:
+        crud.add_offers(session=session, offers=offers)
+        crud.record_event(
+            session=session,
+            kind="listed",
+            actor=user_id,
+            detail={
+                "listing": listing_id,
+                "images": len(offers),
+                "region": region,
+                "failures": failures,
+            },
+        )
+    return load_page(services, listing_id=listing_id, page=1, failures=failures, region=region)
+
+
+def _offer(
+    image: Image,
+    *,
+    listing_id: str,
+    page: int,
+    position: int,
+    user_id: str,
+    channel_id: str | None,
+) -> Offer:
+    return Offer(
+        key=secrets.token_urlsafe(18),
+        listing_id=listing_id,
+        page=page,
+        position=position,
+        account_id=image.account_id,
+        region=image.region,
+        image_id=image.image_id,
+        image_name=image.name,
+        platform=image.platform,
+        update_description=image.update_description,
+        not_updatable_reason=image.not_updatable_reason,
+        listed_by=user_id,
+        channel_id=channel_id,
+    )
+
+
+def load_page(
+    services: Services,
+    *,
+    listing_id: str,
+    page: int,
+    failures: list[str] | None = None,
+    region: str | None = None,
+) -> ListingPage:
+    with session_scope(services.engine) as session:
+        pages = crud.listing_page_count(session=session, listing_id=listing_id)
+        page = min(max(page, 1), max(pages, 1))
+        offers = crud.offers_on_page(session=session, listing_id=listing_id, page=page)
+        latest = crud.latest_requests(session=session, image_keys=[o.image_key for o in offers])
+        total, regions = crud.listing_totals(session=session, listing_id=listing_id)
+    entries = [Entry(offer=o, request=latest.get(o.image_key)) for o in offers]
+    return ListingPage(
+        listing_id=listing_id,
+        page=page,
+        pages=pages,
+        total_images=total,
+        total_regions=regions,
+        entries=entries,
+        failures=failures or [],
+        region=region,
+    )
+
+
+def page_for_key(services: Services, *, key: str, page: int) -> ListingPage:
+    """A page of the listing that the offer ``key`` belongs to (the page buttons carry a key)."""
+    with session_scope(services.engine) as session:
+        offer = crud.get_offer(session=session, key=key)
+    if offer is None:
+        raise StaleButton()
+    return load_page(services, listing_id=offer.listing_id, page=page)
+
+
+@dataclass(frozen=True)
+class Approval:
+    request: UpdateRequest
+    page: ListingPage
+
+
+def approve(
+    services: Services, *, offer_key: str, user_id: str, channel_id: str | None
+) -> Approval:
+    """An approver's click: create the request, announce it, and submit it exactly once."""
+    with session_scope(services.engine) as session:
+        offer = crud.get_offer(session=session, key=offer_key)
+    if offer is None:
+        raise StaleButton()
+    if not services.policy.can_approve(user_id):
+        with session_scope(services.engine) as session:
+            crud.record_event(
+                session=session,
+                kind="approval_refused",
+                actor=user_id,
+                detail={"image": offer.image_key, "reason": "not an approver"},
+            )
+        raise NotAllowed()
+    if offer.not_updatable_reason:
+        raise NotUpdatable(offer.not_updatable_reason)
+
+    now = utcnow()
+    request = UpdateRequest(
+        id=uuid.uuid4().hex,
+        state=State.approved.value,
+        active_key=offer.image_key,
+        account_id=offer.account_id,
+        region=offer.region,
+        source_image_id=offer.image_id,
+        source_image_name=offer.image_name,
+        update_description=offer.update_description,
+        requested_by=user_id,
+        approved_by=user_id,
+        approved_at=now,
+        channel_id=channel_id or offer.channel_id,
+        offer_key=offer.key,
+    )
+    with session_scope(services.engine) as session:
+        latest = crud.latest_requests(session=session, image_keys=[offer.image_key])
+        done = latest.get(offer.image_key)
+        if done is not None and done.state == State.available:
+            raise AlreadyUpdated(done)
+        if not crud.create_request(session=session, request=request):
+            existing = crud.active_request(session=session, image_key=offer.image_key)
+            if existing is None:  # finished between the insert and this read: show the latest
+                existing = crud.latest_requests(session=session, image_keys=[offer.image_key])[
+                    offer.image_key
+                ]
+            raise AlreadyInFlight(existing)
+        for kind in ("requested", "approved"):
+            crud.record_event(
+                session=session,
+                kind=kind,
+                actor=user_id,
+                request_id=request.id,
+                detail={"image": offer.image_key, "name": offer.image_name},
+            )
+
+    posted = services.notifier.announce(request)
+    if posted is not None:
+        with session_scope(services.engine) as session:
+            crud.set_fields(
+                session=session, request_id=request.id, channel_id=posted[0], message_ts=posted[1]
+            )
+    final = submit(services, request_id=request.id)
+    return Approval(
+        request=final, page=load_page(services, listing_id=offer.listing_id, page=offer.page)
+    )
+
+
+def submit(services: Services, *, request_id: str) -> UpdateRequest:
+    """approved → submitting → pending (or failed): at most one winner calls AWS."""
+    with session_scope(services.engine) as session:
+        request = crud.get_request(session=session, request_id=request_id)
+        assert request is not None
+        name = updated_image_name(request.source_image_name, request.id, request.created_at.date())
+        if not crud.transition(
+            session=session,
+            request_id=request_id,
+            from_states=[State.approved],
+            to=State.submitting,
+            new_image_name=name,
+            submitted_at=utcnow(),
+        ):
+            return _reload(services, request_id)
+    return _create(services, request_id=request_id)
+
+
+def _create(services: Services, *, request_id: str) -> UpdateRequest:
+    """Call CreateUpdatedWorkspaceImage for a request in `submitting` and record the outcome."""
+    request = _reload(services, request_id)
+    assert request.new_image_name is not None
+    tags = {
+        "wsimg:request": request.id,
+        "wsimg:source-image": request.source_image_id,
+        "wsimg:requested-by": sanitize_tag_value(request.requested_by),
+        "wsimg:approved-by": sanitize_tag_value(request.approved_by or ""),
+    }
+    try:
+        new_image_id = services.gateway.create_updated_image(
+            account_id=request.account_id,
+            region=request.region,
+            source_image_id=request.source_image_id,
+            name=request.new_image_name,
+            description=updated_image_description(
+                request.source_image_name, request.source_image_id, request.id
+            ),
+            tags=tags,
+        )
+        how = "created"
+    except AwsError as exc:
+        found = _already_created(services, request, exc)
+        if found is None:
+            return _fail(services, request, exc)
+        new_image_id, how = found, "found_existing"
+    with session_scope(services.engine) as session:
+        moved = crud.transition(
+            session=session,
+            request_id=request.id,
+            from_states=[State.submitting],
+            to=State.pending,
+            new_image_id=new_image_id,
+        )
+        if moved:
+            crud.record_event(
+                session=session,
+                kind=how,
+                actor=SYSTEM,
+                request_id=request.id,
+                detail={"new_image_id": new_image_id, "name": request.new_image_name},
+            )
+    request = _reload(services, request_id)
+    if moved:
+        services.notifier.refresh(request)
+    return request
+
+
+def _already_created(services: Services, request: UpdateRequest, exc: AwsError) -> str | None:
+    """ResourceAlreadyExists for our own deterministic Name means an earlier try got through."""
+    if exc.code != "ResourceAlreadyExists" or request.new_image_name is None:
+        return None
+    image = services.gateway.find_owned_image_by_name(
+        account_id=request.account_id, region=request.region, name=request.new_image_name
+    )
+    return image.image_id if image is not None else None
+
+
+def _fail(services: Services, request: UpdateRequest, exc: AwsError) -> UpdateRequest:
+    with session_scope(services.engine) as session:
+        moved = crud.transition(
+            session=session,
+            request_id=request.id,
+            from_states=[State.submitting],
+            to=State.failed,
+            error_code=exc.code,
+            error_message=exc.user_message,
+        )
+        crud.record_event(
+            session=session,
+            kind="api_error",
+            actor=SYSTEM,
+            request_id=request.id,
+            detail={"code": exc.code, "message": exc.aws_message, "action": exc.action},
+        )
+    request = _reload(services, request.id)
+    if moved:
+        services.notifier.refresh(request)
+    return request
+
+
+def _reload(services: Services, request_id: str) -> UpdateRequest:
+    with session_scope(services.engine) as session:
+        request = crud.get_request(session=session, request_id=request_id)
+    assert request is not None
+    return request
+
+
+# --- the poller: resume orphans, follow pending images, post follow-ups ---------------------
+
+
+@dataclass
+class PollReport:
+    resumed: int = 0
+    checked: int = 0
+    finished: int = 0
+    followups: int = 0
+
+
+def poll(services: Services) -> PollReport:
+    """One pass of the follow-up job. Safe to run in several processes at once."""
+    report = PollReport()
+    _resume_orphans(services, report)
+    _check_pending(services, report)
+    _post_followups(services, report)
+    return report
+
+
+def _resume_orphans(services: Services, report: PollReport) -> None:
+    cutoff = utcnow() - ORPHAN_AFTER
+    with session_scope(services.engine) as session:
+        orphans = crud.requests_in(
+            session=session, states=[State.approved, State.submitting], updated_before=cutoff
+        )
+    for request in orphans:
+        report.resumed += 1
+        if request.state == State.approved:
+            submit(services, request_id=request.id)
+        else:
+            _reconcile_submitting(services, request, cutoff)
+
+
+def _reconcile_submitting(services: Services, request: UpdateRequest, cutoff: datetime) -> None:
+    """A process died during the call: look our Name up before anything is called again."""
+    with session_scope(services.engine) as session:
+        # Take the orphan over: touching the row makes it fresh, so a second poller that read
+        # the same orphan fails this compare-and-set and leaves it alone.
+        if not crud.transition(
+            session=session,
+            request_id=request.id,
+            from_states=[State.submitting],
+            to=State.submitting,
+            stale_before=cutoff,
+        ):
+            return
+    assert request.new_image_name is not None
+    try:
+        image = services.gateway.find_owned_image_by_name(
+            account_id=request.account_id, region=request.region, name=request.new_image_name
+        )
+    except AwsError as exc:
+        log.warning("could not reconcile request %s: %s", request.short_id, exc.user_message)
+        return
+    if image is None:
+        _event(services, request.id, "resubmitted", {"name": request.new_image_name})
+        _create(services, request_id=request.id)
+        return
+    with session_scope(services.engine) as session:
+        if crud.transition(
+            session=session,
+            request_id=request.id,
+            from_states=[State.submitting],
+            to=State.pending,
+            new_image_id=image.image_id,
+        ):
+            crud.record_event(
+                session=session,
+                kind="reconciled",
+                actor=SYSTEM,
+                request_id=request.id,
+                detail={"new_image_id": image.image_id, "name": request.new_image_name},
+            )
+
+
+def _event(services: Services, request_id: str, kind: str, detail: dict[str, object]) -> None:
+    with session_scope(services.engine) as session:
+        crud.record_event(
+            session=session, kind=kind, actor=SYSTEM, request_id=request_id, detail=detail
+        )
+
+
+def _check_pending(services: Services, report: PollReport) -> None:
+    with session_scope(services.engine) as session:
+        pending = crud.requests_in(session=session, states=[State.pending])
+    by_target = groupby(
+        sorted(pending, key=lambda r: (r.account_id, r.region)),
+        key=lambda r: (r.account_id, r.region),
+    )
+    for (account_id, region), group in by_target:
+        requests = {r.new_image_id: r for r in group if r.new_image_id}
+        try:
+            images = services.gateway.describe_images(
+                account_id=account_id, region=region, image_ids=list(requests)
+            )
+        except AwsError as exc:
+            log.warning("could not check pending images in %s: %s", region, exc.user_message)
+            continue
+        report.checked += len(requests)
+        found = {image.image_id: image for image in images}
+        for image_id, request in requests.items():
+            image = found.get(image_id)
+            if image is not None and image.state == "PENDING":
+                continue
+            report.finished += _finish(services, request, image)
+
+
+def _finish(services: Services, request: UpdateRequest, image: Image | None) -> int:
+    if image is None:
+        to, values = (
+            State.error,
+            {
+                "error_code": "ImageNotFound",
+                "error_message": f"{request.new_image_id} no longer exists in {request.region}.",
+            },
+        )
+    elif image.state == "AVAILABLE":
+        to, values = State.available, {}
+    else:
+        to, values = (
+            State.error,
+            {
+                "error_code": image.error_code or "Unknown",
+                "error_message": image.error_message or "WorkSpaces gave no reason.",
+            },
+        )
+    with session_scope(services.engine) as session:
+        if not crud.transition(
+            session=session, request_id=request.id, from_states=[State.pending], to=to, **values
+        ):
+            return 0
+        crud.record_event(
+            session=session,
+            kind=to.value,
+            actor=SYSTEM,
+            request_id=request.id,
+            detail={"new_image_id": request.new_image_id, **values},
+        )
+    return 1
+
+
+def _post_followups(services: Services, report: PollReport) -> None:
+    stale = utcnow() - ORPHAN_AFTER
+    with session_scope(services.engine) as session:
+        due = crud.followups_due(session=session, stale_before=stale)
+    for request in due:
+        with session_scope(services.engine) as session:
+            if not crud.claim_followup(session=session, request_id=request.id, stale_before=stale):
+                continue
+        posted = services.notifier.follow_up(request)
+        services.notifier.refresh(request)
+        with session_scope(services.engine) as session:
+            crud.finish_followup(session=session, request_id=request.id, posted=posted)
+        report.followups += int(posted)
+
+
+# --- what happened: status and history --------------------------------------------------------
+
+HISTORY_DEFAULT, HISTORY_MAX = 10, 50
+
+
+@dataclass(frozen=True)
+class Status:
+    request: UpdateRequest
+    events: list[Event]
+
+
+def status(services: Services, *, query: str | None) -> list[Status]:
+    """One request (by id, short id, or source/new image id) or every request in flight."""
+    with session_scope(services.engine) as session:
+        if query:
+            found = crud.find_request(session=session, id_or_prefix=query)
+            if found is None:
+                raise NotFound(
+                    f"No update request matches `{query}`. Use a request id from "
+                    "`/wsimg history`, or a source or new image id (wsi-…)."
+                )
+            requests = [found]
+        else:
+            requests = crud.requests_in(session=session, states=IN_FLIGHT)
+        return [
+            Status(request=r, events=crud.events(session=session, request_id=r.id, limit=20))
+            for r in requests
+        ]
+
+
+def history(services: Services, *, limit: int = HISTORY_DEFAULT) -> list[UpdateRequest]:
+    limit = min(max(limit, 1), HISTORY_MAX)
+    with session_scope(services.engine) as session:
+        return crud.recent_requests(session=session, limit=limit)

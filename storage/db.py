@@ -1,0 +1,105 @@
+"""Engine and session setup, and the Alembic upgrade that `wsimg db upgrade` runs.
+
+SQLite is the default: WAL so readers never block the writer, a busy timeout so concurrent
+writers wait instead of failing, and ``BEGIN IMMEDIATE`` so a transaction takes the write lock
+up front (a deferred transaction that reads and then writes can fail at once with
+"database is locked" even with a busy timeout). PostgreSQL is the production database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlmodel import Session
+
+from bot.errors import ConfigError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Any fixed number: the PostgreSQL advisory lock that serialises concurrent upgrades.
+_MIGRATION_LOCK_ID = 0x7773696D67
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            # Hand transaction control to SQLAlchemy's "begin" event below.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("storage") / "migrations"))
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every migration; safe when several processes start at once."""
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def schema_status(engine: Engine) -> tuple[str | None, str]:
+    """(current revision or None for an empty database, head revision)."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, head
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Migrate an empty database on first start; refuse to run on an outdated one."""
+    current, head = schema_status(engine)
+    if current == head:
+        return
+    if current is None:
+        # Empty database. Another process may be migrating it right now: upgrade() waits for
+        # its lock and then finds nothing left to do.
+        upgrade(engine)
+        return
+    raise ConfigError(
+        f"The database schema is at {current}, this wsimg needs {head}: run `wsimg db upgrade`."
+    )
+
+
+def ping(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT 1")).scalar() == 1

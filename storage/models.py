@@ -1,0 +1,118 @@
+"""SQLModel tables: listed images (offers), update requests and the append-only event log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC; SQLModel's UTCDateTime stores it on SQLite and PostgreSQL alike."""
+    return datetime.now(UTC)
+
+
+class State(StrEnum):
+    requested = "requested"
+    approved = "approved"
+    submitting = "submitting"
+    pending = "pending"
+    available = "available"
+    error = "error"
+    rejected = "rejected"
+    expired = "expired"
+    failed = "failed"
+
+
+TERMINAL = frozenset({State.available, State.error, State.rejected, State.expired, State.failed})
+IN_FLIGHT = frozenset({State.requested, State.approved, State.submitting, State.pending})
+
+
+class OfferBase(SQLModel):
+    listing_id: str = Field(max_length=32, index=True)
+    page: int = 1
+    position: int = 0
+    account_id: str = Field(max_length=12)
+    region: str = Field(max_length=32)
+    image_id: str = Field(max_length=80)
+    image_name: str = Field(max_length=255)
+    platform: str | None = Field(default=None, max_length=32)
+    update_description: str | None = Field(default=None, max_length=512)
+    not_updatable_reason: str | None = Field(default=None, max_length=512)
+    listed_by: str = Field(max_length=32)
+    channel_id: str | None = Field(default=None, max_length=32)
+
+
+class Offer(OfferBase, table=True):
+    """One image shown in a listing. Its random ``key`` is the only thing a button carries."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def image_key(self) -> str:
+        return image_key(self.account_id, self.region, self.image_id)
+
+
+def image_key(account_id: str, region: str, image_id: str) -> str:
+    return f"{account_id}:{region}:{image_id}"
+
+
+class UpdateRequestBase(SQLModel):
+    account_id: str = Field(max_length=12)
+    region: str = Field(max_length=32)
+    source_image_id: str = Field(max_length=80, index=True)
+    source_image_name: str = Field(max_length=255)
+    update_description: str | None = Field(default=None, max_length=512)
+    requested_by: str = Field(max_length=32)
+    approved_by: str | None = Field(default=None, max_length=32)
+    channel_id: str | None = Field(default=None, max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)
+    offer_key: str | None = Field(default=None, max_length=64)
+    new_image_name: str | None = Field(default=None, max_length=64)
+    new_image_id: str | None = Field(default=None, max_length=80, index=True)
+    error_code: str | None = Field(default=None, max_length=128)
+    error_message: str | None = Field(default=None, max_length=2048)
+
+
+class UpdateRequest(UpdateRequestBase, table=True):
+    __tablename__ = "update_request"
+    __table_args__ = (Index("ix_update_request_state_updated", "state", "updated_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    state: str = Field(default=State.requested.value, max_length=16)
+    # Set to account:region:image while the request is in flight and NULL once it ends: the
+    # unique index allows one in-flight update per source image across all listings and
+    # processes (NULLs never collide, on SQLite and PostgreSQL alike).
+    active_key: str | None = Field(default=None, max_length=160, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    approved_at: datetime | None = None
+    submitted_at: datetime | None = None
+    completed_at: datetime | None = None
+    # Claimed before the follow-up is posted so that two pollers never both post it.
+    followup_claimed_at: datetime | None = None
+    followup_posted_at: datetime | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def image_key(self) -> str:
+        return image_key(self.account_id, self.region, self.source_image_id)
+
+
+class Event(SQLModel, table=True):
+    """Append-only: who did what, when. Never updated, never deleted."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    request_id: str | None = Field(default=None, max_length=32, index=True)
+    actor: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

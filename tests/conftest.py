@@ -1,0 +1,159 @@
+"""The fake world every end-to-end test runs in: the WorkSpaces simulator (real boto3 over
+HTTP), the Slack Web API stand-in (real slack_sdk over HTTP), a real database, and the real
+Bolt app served by waitress, reached with signed requests."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import build_app
+from bot.config import Settings
+from bot.fakes.slack import HttpResult, SlackUser, SlackWebAPI, find_buttons
+from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
+from bot.server import WsgiApp, make_server
+from bot.services import Services, build_services
+from bot.updates import PollReport, poll
+from storage.db import ensure_schema
+
+BOT_TOKEN = "xoxb-test-token-do-not-log"
+SIGNING_SECRET = "test-signing-secret-do-not-log"
+APPROVER = "UAPPROVER"
+GROUP = "SADMINS"
+GROUP_MEMBER = "UGROUPIE"
+OUTSIDER = "UOUTSIDER"
+REGIONS = ("us-east-1", "eu-west-1")
+
+
+def _is_loopback(address: Any) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    if not isinstance(host, str) or host.startswith("/"):
+        return True  # Unix sockets
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network_beyond_loopback() -> Iterator[None]:
+    """Any connection to an address other than loopback fails the test that makes it."""
+    original = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+            raise AssertionError(f"test tried to reach {address!r}: only 127.0.0.1 is allowed")
+        return original(self, address)
+
+    socket.socket.connect = guarded  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkSpacesSimulator]:
+    with WorkSpacesSimulator(pending_seconds=60) as sim:
+        for name in CLEARED_ENV:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in sim.environment().items():
+            monkeypatch.setenv(name, value)
+        yield sim
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackWebAPI]:
+    with SlackWebAPI(bot_token=BOT_TOKEN) as api:
+        api.set_usergroup(GROUP, [GROUP_MEMBER, "UOTHER"])
+        for user in (APPROVER, GROUP_MEMBER, OUTSIDER):
+            api.set_user(user, user.lower().removeprefix("u"))
+        yield api
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/wsimg.db"
+
+
+@pytest.fixture
+def settings(slack: SlackWebAPI, simulator: WorkSpacesSimulator, database_url: str) -> Settings:
+    return Settings(
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        database_url=database_url,
+        regions=list(REGIONS),
+        approvers=[APPROVER, GROUP],
+        poll_seconds=1,
+    )
+
+
+@dataclass
+class World:
+    simulator: WorkSpacesSimulator
+    slack: SlackWebAPI
+    services: Services
+    events_url: str
+    user: SlackUser
+    seen: dict[str, Any] = field(default_factory=dict)
+
+    def command(self, text: str, *, user_id: str = APPROVER, channel_id: str = "C0OPS") -> HttpResult:
+        return self.user.command(text, user_id=user_id, channel_id=channel_id)
+
+    def answer(self, result: HttpResult, *, timeout: float = 15) -> dict[str, Any]:
+        """The first message the app sent to the response_url of ``result`` that has blocks."""
+        return self.slack.wait_for_response(
+            result.response_url, lambda payload: bool(payload.get("blocks")), timeout=timeout
+        )
+
+    def listing(self, text: str = "updates", *, user_id: str = APPROVER) -> dict[str, Any]:
+        return self.answer(self.command(text, user_id=user_id))
+
+    def approve_button(self, message: dict[str, Any], image_id: str) -> dict[str, Any]:
+        for block in message["blocks"]:
+            if image_id in block.get("text", {}).get("text", "") and block.get("accessory"):
+                return {**block["accessory"], "block_id": block.get("block_id")}
+        raise AssertionError(f"no Approve button for {image_id}")
+
+    def click(self, button: dict[str, Any], *, user_id: str = APPROVER) -> HttpResult:
+        return self.user.click(button["action_id"], button["value"], user_id=user_id)
+
+    def poll(self) -> PollReport:
+        return poll(self.services)
+
+
+def serve(services: Services) -> tuple[str, Any]:
+    app = build_app(services.settings, services)
+    server = make_server(WsgiApp(app, services.engine), host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{server.effective_port}/slack/events", server
+
+
+@pytest.fixture
+def world(
+    settings: Settings, simulator: WorkSpacesSimulator, slack: SlackWebAPI
+) -> Iterator[World]:
+    services = build_services(settings)
+    ensure_schema(services.engine)
+    url, server = serve(services)
+    yield World(
+        simulator=simulator,
+        slack=slack,
+        services=services,
+        events_url=url,
+        user=SlackUser(url, SIGNING_SECRET, slack),
+    )
+    server.close()
+    services.engine.dispose()
+
+
+__all__ = ["find_buttons"]
