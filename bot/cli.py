@@ -21,8 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING if args.run is _demo else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per scheduler run is noise; APScheduler's warnings and errors still show.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         return int(args.run(args) or 0)
     except WsimgError as exc:

@@ -1,0 +1,97 @@
+"""`wsimg demo`: the whole loop against the fake world, no AWS or Slack account needed.
+
+It starts the WorkSpaces simulator and the Slack stand-in on 127.0.0.1, serves the real app
+with the real scheduler, plays a scenario with signed requests (list → approve → follow-up)
+and prints what a channel would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import threading
+from typing import Any
+
+from bot.app import build_app
+from bot.config import Settings
+from bot.fakes.slack import SlackUser, SlackWebAPI, find_buttons, render_transcript
+from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator, seed_demo_data
+from bot.ids import Action
+from bot.scheduler import build_scheduler
+from bot.server import WsgiApp, make_server
+from bot.services import build_services
+from storage.db import ensure_schema
+
+REGIONS = ("us-east-1", "eu-west-1")
+ALICE, CHANNEL = "U0ALICE", "C0ITOPS"
+TIMEOUT = 60.0
+
+
+def run_demo() -> int:
+    signing_secret = secrets.token_hex(16)
+    bot_token = "xoxb-demo-" + secrets.token_hex(8)
+    with (
+        tempfile.TemporaryDirectory(prefix="wsimg-demo-") as tmp,
+        WorkSpacesSimulator(pending_seconds=3, seed=7) as simulator,
+        SlackWebAPI(bot_token=bot_token) as slack,
+    ):
+        _point_boto3_at(simulator)
+        seed_demo_data(simulator, regions=REGIONS, per_region=6, seed=3)
+        slack.set_user(ALICE, "alice")
+        slack.set_channel(CHANNEL, "it-ops")
+        settings = Settings(
+            slack_bot_token=bot_token,
+            slack_signing_secret=signing_secret,
+            slack_api_url=slack.api_url,
+            database_url=f"sqlite:///{tmp}/wsimg.db",
+            regions=list(REGIONS),
+            approvers=[ALICE],
+            poll_seconds=1,
+        )
+        services = build_services(settings)
+        ensure_schema(services.engine)
+        server = make_server(
+            WsgiApp(build_app(settings, services), services.engine), host="127.0.0.1", port=0
+        )
+        threading.Thread(target=server.run, name="waitress", daemon=True).start()
+        scheduler = build_scheduler(services)
+        scheduler.start()
+        try:
+            _play(SlackUser(f"http://127.0.0.1:{server.effective_port}/slack/events",
+                            signing_secret, slack), slack)
+        finally:
+            scheduler.shutdown(wait=False)
+            server.close()
+            services.engine.dispose()
+        print(
+            f"wsimg demo — a fake WorkSpaces fleet ({len(simulator.images())} images in "
+            f"{', '.join(REGIONS)}) and a fake Slack workspace, both on 127.0.0.1.\n"
+            "Below: what #it-ops saw while alice listed the updates, approved one, and the "
+            "new image was built.\n"
+        )
+        print(render_transcript(slack))
+    return 0
+
+
+def _point_boto3_at(simulator: WorkSpacesSimulator) -> None:
+    for name in CLEARED_ENV:
+        os.environ.pop(name, None)
+    os.environ.update(simulator.environment(region=REGIONS[0]))
+
+
+def _play(user: SlackUser, slack: SlackWebAPI) -> None:
+    asked = user.command("updates", user_id=ALICE, channel_id=CHANNEL)
+    listing: dict[str, Any] = slack.wait_for_response(
+        asked.response_url, lambda payload: bool(payload.get("blocks")), timeout=TIMEOUT
+    )
+    approve = next(
+        button
+        for button in find_buttons(listing["blocks"])
+        if button["action_id"].startswith(Action.APPROVE.value)
+    )
+    user.click_button(approve, user_id=ALICE, channel_id=CHANNEL)
+    slack.wait_for(
+        lambda call: call.method == "chat.postMessage" and bool(call.args.get("thread_ts")),
+        timeout=TIMEOUT,
+    )
