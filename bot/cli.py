@@ -90,12 +90,9 @@ def _serve(_args: argparse.Namespace) -> int:
             handler.close()
         else:
             server = make_server(WsgiApp(app, services.engine), port=settings.port)
-            log.info("serving HTTP on port %s", server.effective_port)
-            signal.signal(signal.SIGTERM, lambda *_: server.close())
-            try:
-                server.run()
-            except OSError:
-                pass  # the socket closed under run() by SIGTERM
+            log.info("serving HTTP on port %s", server.port)
+            signal.signal(signal.SIGTERM, lambda *_: server.stop())
+            server.run()
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)

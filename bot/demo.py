@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-import threading
 from typing import Any
 
 from bot.app import build_app
@@ -53,16 +52,17 @@ def run_demo() -> int:
         ensure_schema(services.engine)
         server = make_server(
             WsgiApp(build_app(settings, services), services.engine), host="127.0.0.1", port=0
-        )
-        threading.Thread(target=server.run, name="waitress", daemon=True).start()
+        ).start()
         scheduler = build_scheduler(services)
         scheduler.start()
         try:
-            _play(SlackUser(f"http://127.0.0.1:{server.effective_port}/slack/events",
-                            signing_secret, slack), slack)
+            _play(
+                SlackUser(f"http://127.0.0.1:{server.port}/slack/events", signing_secret, slack),
+                slack,
+            )
         finally:
             scheduler.shutdown(wait=False)
-            server.close()
+            server.stop()
             services.engine.dispose()
         print(
             f"wsimg demo — a fake WorkSpaces fleet ({len(simulator.images())} images in "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -15,6 +16,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from waitress import wasyncore
 from waitress.server import create_server
 
 from storage.db import ping
@@ -60,13 +62,42 @@ def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any])
     return [data]
 
 
-def make_server(wsgi: WsgiApp, *, host: str = "0.0.0.0", port: int = 3000):  # noqa: S104
-    """A waitress server, not yet running: ``.run()`` serves, ``.close()`` stops."""
-    return create_server(
-        wsgi,
-        host=host,
-        port=port,
-        threads=HTTP_THREADS,
-        max_request_body_size=MAX_BODY_BYTES,
-        ident="wsimg",
-    )
+class Server:
+    """A waitress server: ``run()`` serves until ``stop()`` is called from any thread."""
+
+    def __init__(self, wsgi: WsgiApp, *, host: str, port: int) -> None:
+        self._server = create_server(
+            wsgi,
+            host=host,
+            port=port,
+            threads=HTTP_THREADS,
+            max_request_body_size=MAX_BODY_BYTES,
+            ident="wsimg",
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    def run(self) -> None:
+        self._server.run()
+
+    def start(self) -> Server:
+        """Serve in a background thread (the demo and the tests)."""
+        self._thread = threading.Thread(target=self.run, name="waitress", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        # Closing the sockets from another thread would pull them out from under select();
+        # the trigger runs the close inside the loop's own thread, and the loop then ends.
+        server = self._server
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
+
+
+def make_server(wsgi: WsgiApp, *, host: str = "0.0.0.0", port: int = 3000) -> Server:  # noqa: S104
+    return Server(wsgi, host=host, port=port)

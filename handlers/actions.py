@@ -42,7 +42,9 @@ def register(app: App, services: Services) -> None:
     def page(body: dict[str, Any], respond: Respond) -> None:
         action, key, _, _ = _clicked(body)
         target = action.rpartition(":")[2]
-        listing = updates.page_for_key(services, key=key, page=int(target) if target.isascii() and target.isdecimal() else 1)
+        listing = updates.page_for_key(
+            services, key=key, page=int(target) if target.isascii() and target.isdecimal() else 1
+        )
         respond(replace_original=True, **blocks.listing(listing))
 
     app.action(matcher(Action.APPROVE))(ack=_ack, lazy=[approve])

@@ -44,7 +44,13 @@ def register(app: App, services: Services) -> None:
             found = updates.status(services, query=args[0] if args else None)
             respond(response_type="ephemeral", **blocks.status(found))
         elif sub == "history":
-            limit = int(args[0]) if args and args[0].isdecimal() and args[0].isascii() else updates.HISTORY_DEFAULT
-            respond(response_type="ephemeral", **blocks.history(updates.history(services, limit=limit)))
+            limit = (
+                int(args[0])
+                if args and args[0].isdecimal() and args[0].isascii()
+                else updates.HISTORY_DEFAULT
+            )
+            respond(
+                response_type="ephemeral", **blocks.history(updates.history(services, limit=limit))
+            )
 
     app.command(COMMAND)(ack=ack_command, lazy=[run_command])

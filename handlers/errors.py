@@ -49,7 +49,7 @@ def answers_errors(func: Callable[..., None]) -> Callable[..., None]:
     def run(**kwargs: Any) -> None:
         try:
             func(**kwargs)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (reported with traceback and an ID)
             report(error, kwargs.get("respond"))
 
     return run

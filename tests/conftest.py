@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from bot.app import build_app
 from bot.config import Settings
 from bot.fakes.slack import HttpResult, SlackUser, SlackWebAPI, find_buttons
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
-from bot.server import WsgiApp, make_server
+from bot.server import Server, WsgiApp, make_server
 from bot.services import Services, build_services
 from bot.updates import PollReport, poll
 from storage.db import ensure_schema
@@ -105,7 +104,9 @@ class World:
     user: SlackUser
     seen: dict[str, Any] = field(default_factory=dict)
 
-    def command(self, text: str, *, user_id: str = APPROVER, channel_id: str = "C0OPS") -> HttpResult:
+    def command(
+        self, text: str, *, user_id: str = APPROVER, channel_id: str = "C0OPS"
+    ) -> HttpResult:
         return self.user.command(text, user_id=user_id, channel_id=channel_id)
 
     def answer(self, result: HttpResult, *, timeout: float = 15) -> dict[str, Any]:
@@ -130,12 +131,10 @@ class World:
         return poll(self.services)
 
 
-def serve(services: Services) -> tuple[str, Any]:
+def serve(services: Services) -> tuple[str, Server]:
     app = build_app(services.settings, services)
-    server = make_server(WsgiApp(app, services.engine), host="127.0.0.1", port=0)
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
-    thread.start()
-    return f"http://127.0.0.1:{server.effective_port}/slack/events", server
+    server = make_server(WsgiApp(app, services.engine), host="127.0.0.1", port=0).start()
+    return f"http://127.0.0.1:{server.port}/slack/events", server
 
 
 @pytest.fixture
@@ -152,7 +151,7 @@ def world(
         events_url=url,
         user=SlackUser(url, SIGNING_SECRET, slack),
     )
-    server.close()
+    server.stop()
     services.engine.dispose()
 
 

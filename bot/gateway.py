@@ -1,0 +1,383 @@
+"""The WorkSpaces gateway: every AWS call wsimg makes, and the only module that imports boto3.
+
+It reaches the base account (whatever credentials boto3 finds) and one extra account per role
+in WSIMG_ROLE_ARNS, in each configured region. Clients are built once per (account, region)
+with botocore's standard retry mode, so throttled Describe* calls back off and retry inside
+botocore. Every botocore exception leaves this module as an ``AwsError`` (bot/errors.py).
+
+AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_WORKSPACES and AWS_ENDPOINT_URL_STS work as boto3 defines
+them because no client here is given an explicit endpoint.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import (
+    CredentialProvider,
+    CredentialResolver,
+    DeferredRefreshableCredentials,
+)
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bot.errors import (
+    AwsError,
+    ConfigError,
+    aws_error_from_botocore_error,
+    aws_error_from_client_error,
+)
+
+PAGE_SIZE = 25  # DescribeWorkspaceImages: MaxResults 1-25, ImageIds 1-25
+ROLE_SESSION_NAME = "wsimg"
+ROLE_SESSION_SECONDS = 3600
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]+$")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One account in one region."""
+
+    account_id: str
+    region: str
+    role_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    account_id: str
+    region: str
+    image_id: str
+    name: str
+    description: str | None
+    state: str  # AVAILABLE | PENDING | ERROR
+    platform: str | None  # OperatingSystem.Type: WINDOWS | LINUX | None
+    update_available: bool
+    update_description: str | None
+    error_code: str | None = None
+    error_message: str | None = None
+    created: datetime | None = None
+
+    @property
+    def updatable(self) -> bool:
+        """Whether CreateUpdatedWorkspaceImage can work on this kind of image at all."""
+        return self.platform == "WINDOWS"
+
+    @property
+    def not_updatable_reason(self) -> str | None:
+        if self.updatable:
+            return None
+        if self.platform == "LINUX":
+            return "Linux images cannot be updated by the API; update it by hand."
+        return (
+            "WorkSpaces does not say which operating system this image runs, and only "
+            "Windows images can be updated by the API; update it by hand."
+        )
+
+
+@dataclass(frozen=True)
+class TargetFailure:
+    target: Target
+    error: AwsError
+
+
+@dataclass(frozen=True)
+class Listing:
+    images: list[Image]
+    failures: list[TargetFailure]
+
+
+def account_from_role_arn(role_arn: str) -> str:
+    """The 12-digit account ID of an IAM role ARN; ConfigError when it is not one."""
+    match = _ROLE_ARN.match(role_arn.strip())
+    if not match:
+        raise ConfigError(
+            f"WSIMG_ROLE_ARNS: {role_arn!r} is not an IAM role ARN "
+            f"(arn:aws:iam::123456789012:role/NAME)."
+        )
+    return match.group("account")
+
+
+class _FixedProvider(CredentialProvider):
+    """Hands one credentials object to a botocore session's credential resolver."""
+
+    METHOD = "wsimg-assume-role"
+    CANONICAL_NAME = "wsimg-assume-role"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self._credentials
+
+
+def _image_from_api(data: dict[str, Any], *, account_id: str, region: str) -> Image:
+    updates = data.get("Updates") or {}
+    created = data.get("Created")
+    return Image(
+        account_id=account_id,
+        region=region,
+        image_id=data["ImageId"],
+        name=data.get("Name", ""),
+        description=data.get("Description"),
+        state=data.get("State", "UNKNOWN"),
+        platform=(data.get("OperatingSystem") or {}).get("Type"),
+        update_available=bool(updates.get("UpdateAvailable", False)),
+        update_description=updates.get("Description"),
+        error_code=data.get("ErrorCode"),
+        error_message=data.get("ErrorMessage"),
+        created=created.astimezone(UTC) if isinstance(created, datetime) else None,
+    )
+
+
+def _call(action: str, region: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except ClientError as exc:
+        raise aws_error_from_client_error(exc, action=action, region=region) from exc
+    except BotoCoreError as exc:
+        raise aws_error_from_botocore_error(exc, action=action, region=region) from exc
+
+
+class WorkSpacesGateway:
+    """All WorkSpaces and STS calls for the configured accounts and regions. Thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        regions: list[str],
+        role_arns: Sequence[str] = (),
+        session: boto3.Session | None = None,
+        max_workers: int = 8,
+        retry_mode: str = "standard",
+        max_attempts: int = 5,
+    ) -> None:
+        self.regions = list(dict.fromkeys(r.strip() for r in regions if r.strip()))
+        if not self.regions:
+            raise ConfigError("No AWS region is configured: set WSIMG_REGIONS or AWS_REGION.")
+        self.role_arns = list(dict.fromkeys(a.strip() for a in role_arns if a.strip()))
+        self._role_accounts = {arn: account_from_role_arn(arn) for arn in self.role_arns}
+        self._session = session if session is not None else boto3.Session()
+        self._max_workers = max(1, max_workers)
+        self._config = Config(
+            # total_max_attempts counts the first request too (like AWS_MAX_ATTEMPTS); botocore's
+            # "max_attempts" key would count only the retries.
+            retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+            connect_timeout=5,
+            read_timeout=30,
+        )
+        # boto3 sessions are not thread-safe, clients are: every client is built under this lock.
+        self._lock = threading.Lock()
+        self._identity_lock = threading.Lock()
+        self._base_account: str | None = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._role_sessions: dict[str, boto3.Session] = {}
+
+    # -- targets and clients -------------------------------------------------------------
+
+    def base_account_id(self) -> str:
+        """The account of the base credentials (STS GetCallerIdentity, asked once)."""
+        with self._identity_lock:
+            if self._base_account is None:
+                region = self.regions[0]
+                sts = self._build_client("sts", region, self._session)
+                identity = _call("GetCallerIdentity", region, sts.get_caller_identity)
+                self._base_account = str(identity["Account"])
+            return self._base_account
+
+    def targets(self) -> list[Target]:
+        """Base account x regions, then each role's account x regions (first one wins)."""
+        accounts: dict[str, str | None] = {self.base_account_id(): None}
+        for arn, account in self._role_accounts.items():
+            accounts.setdefault(account, arn)
+        return [
+            Target(account_id=account, region=region, role_arn=arn)
+            for account, arn in accounts.items()
+            for region in self.regions
+        ]
+
+    def _role_for(self, account_id: str) -> str | None:
+        if account_id == self.base_account_id():
+            return None
+        for arn, account in self._role_accounts.items():
+            if account == account_id:
+                return arn
+        raise ConfigError(
+            f"Account {account_id} is neither wsimg's own account nor one of WSIMG_ROLE_ARNS."
+        )
+
+    def _build_client(self, service: str, region: str, session: boto3.Session) -> Any:
+        with self._lock:
+            return session.client(service, region_name=region, config=self._config)
+
+    def _client(self, account_id: str, region: str) -> Any:
+        role_arn = self._role_for(account_id)
+        key = (account_id, region)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                session = self._session if role_arn is None else self._role_session(role_arn)
+                client = session.client("workspaces", region_name=region, config=self._config)
+                self._clients[key] = client
+            return client
+
+    def _role_session(self, role_arn: str) -> boto3.Session:
+        """A session whose credentials come from AssumeRole and renew themselves.
+
+        botocore refreshes them 15 minutes before they expire (and insists 10 minutes before),
+        calling ``refresh`` again. Called with ``self._lock`` held.
+        """
+        session = self._role_sessions.get(role_arn)
+        if session is not None:
+            return session
+        sts_region = self.regions[0]
+        sts = self._session.client("sts", region_name=sts_region, config=self._config)
+
+        def refresh() -> dict[str, str]:
+            response = _call(
+                "AssumeRole",
+                sts_region,
+                lambda: sts.assume_role(
+                    RoleArn=role_arn,
+                    RoleSessionName=ROLE_SESSION_NAME,
+                    DurationSeconds=ROLE_SESSION_SECONDS,
+                ),
+            )
+            creds = response["Credentials"]
+            return {
+                "access_key": creds["AccessKeyId"],
+                "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"],
+                "expiry_time": creds["Expiration"].isoformat(),
+            }
+
+        credentials = DeferredRefreshableCredentials(refresh_using=refresh, method="assume-role")
+        base_profile = self._session.profile_name
+        core = botocore.session.Session(
+            profile=base_profile if base_profile in self._session.available_profiles else None
+        )
+        core.register_component(
+            "credential_provider", CredentialResolver([_FixedProvider(credentials)])
+        )
+        session = boto3.Session(botocore_session=core)
+        self._role_sessions[role_arn] = session
+        return session
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _pages(self, target: Target, **params: Any) -> Iterable[dict[str, Any]]:
+        """DescribeWorkspaceImages pages, following NextToken to the end."""
+        client = self._client(target.account_id, target.region)
+        token: str | None = None
+        while True:
+            call_params = dict(params)
+            if token:
+                call_params["NextToken"] = token
+            page = _call(
+                "DescribeWorkspaceImages",
+                target.region,
+                lambda p=call_params: client.describe_workspace_images(**p),
+            )
+            yield page
+            token = page.get("NextToken")
+            if not token:
+                return
+
+    def _owned_images(self, target: Target) -> list[Image]:
+        return [
+            _image_from_api(item, account_id=target.account_id, region=target.region)
+            for page in self._pages(target, ImageType="OWNED", MaxResults=PAGE_SIZE)
+            for item in page.get("Images", [])
+        ]
+
+    def list_images(self, *, region: str | None = None) -> Listing:
+        """The OWNED images of every target, all targets at once.
+
+        A target that fails becomes a TargetFailure and the others are still returned. Raises
+        AwsError only when the base account itself cannot be identified (nothing works then).
+        """
+        if region is not None and region not in self.regions:
+            raise ConfigError(
+                f"wsimg does not watch region {region}; it watches {', '.join(self.regions)}."
+            )
+        targets = [t for t in self.targets() if region is None or t.region == region]
+        images: list[Image] = []
+        failures: list[TargetFailure] = []
+
+        def one(target: Target) -> list[Image] | AwsError:
+            try:
+                return self._owned_images(target)
+            except AwsError as exc:
+                return exc
+
+        with ThreadPoolExecutor(
+            max_workers=min(self._max_workers, len(targets)), thread_name_prefix="wsimg-aws"
+        ) as pool:
+            for target, result in zip(targets, pool.map(one, targets), strict=True):
+                if isinstance(result, AwsError):
+                    failures.append(TargetFailure(target=target, error=result))
+                else:
+                    images.extend(result)
+        images.sort(key=lambda i: (i.account_id, i.region, i.name, i.image_id))
+        return Listing(images=images, failures=failures)
+
+    def describe_images(self, *, account_id: str, region: str, image_ids: list[str]) -> list[Image]:
+        """The images with these IDs (absent ones are simply missing), 25 IDs per call."""
+        ids = list(dict.fromkeys(image_ids))
+        target = Target(account_id=account_id, region=region)
+        images: list[Image] = []
+        for start in range(0, len(ids), PAGE_SIZE):
+            batch = ids[start : start + PAGE_SIZE]
+            for page in self._pages(target, ImageIds=batch):
+                images.extend(
+                    _image_from_api(item, account_id=account_id, region=region)
+                    for item in page.get("Images", [])
+                )
+        return images
+
+    def find_owned_image_by_name(self, *, account_id: str, region: str, name: str) -> Image | None:
+        """The owned image called ``name``, or None (used to reconcile after a crash)."""
+        target = Target(account_id=account_id, region=region)
+        for page in self._pages(target, ImageType="OWNED", MaxResults=PAGE_SIZE):
+            for item in page.get("Images", []):
+                if item.get("Name") == name:
+                    return _image_from_api(item, account_id=account_id, region=region)
+        return None
+
+    def create_updated_image(
+        self,
+        *,
+        account_id: str,
+        region: str,
+        source_image_id: str,
+        name: str,
+        description: str,
+        tags: dict[str, str],
+    ) -> str:
+        """Start CreateUpdatedWorkspaceImage; returns the new image's ID (it starts PENDING)."""
+        client = self._client(account_id, region)
+        params: dict[str, Any] = {
+            "Name": name,
+            "Description": description,
+            "SourceImageId": source_image_id,
+        }
+        if tags:
+            params["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        response = _call(
+            "CreateUpdatedWorkspaceImage",
+            region,
+            lambda: client.create_updated_workspace_image(**params),
+        )
+        return str(response["ImageId"])

@@ -1,0 +1,113 @@
+"""Follow-ups: the poller finishes pending requests and replies in the approval thread."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bot.fakes.slack import find_buttons
+from bot.ids import Action
+from bot.updates import ORPHAN_AFTER
+from storage import crud
+from storage.db import session_scope
+from storage.models import State, UpdateRequest, utcnow
+from tests.conftest import World
+
+
+def _approve(world: World, image: str) -> UpdateRequest:
+    button = world.approve_button(world.listing(), image)
+    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
+    with session_scope(world.services.engine) as session:
+        return session.exec(select(UpdateRequest)).one()
+
+
+def _reload(world: World, request_id: str) -> UpdateRequest:
+    with session_scope(world.services.engine) as session:
+        request = crud.get_request(session=session, request_id=request_id)
+    assert request is not None
+    return request
+
+
+def test_available_follow_up_names_the_new_image_in_the_approval_thread(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Follow")
+    request = _approve(world, image)
+
+    assert world.poll().followups == 0  # still PENDING: nothing to say yet
+    world.simulator.complete_pending()
+    report = world.poll()
+
+    assert report.finished == 1 and report.followups == 1
+    [reply] = world.slack.thread(request.channel_id, request.message_ts)
+    assert request.new_image_id in str(reply.blocks)
+    assert "AVAILABLE" in str(reply.blocks)
+    assert _reload(world, request.id).state == State.available
+    assert world.poll().followups == 0  # posted once, not again
+
+
+def test_error_follow_up_carries_the_code_and_message(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Broken")
+    world.simulator.fail_build(image, "UpdateFailed", "The agent installer exited with 1603")
+    request = _approve(world, image)
+    world.simulator.complete_pending()
+    world.poll()
+
+    [reply] = world.slack.thread(request.channel_id, request.message_ts)
+    text = str(reply.blocks)
+    assert "ERROR" in text and "UpdateFailed" in text and "exited with 1603" in text
+    final = _reload(world, request.id)
+    assert final.state == State.error
+    assert final.error_code == "UpdateFailed"
+
+
+def test_pending_images_are_described_in_batches_of_25(world: World) -> None:
+    world.simulator.image_limit = 100  # above the default quota of 40, to have 30 pending
+    images = [world.simulator.add_image(region="us-east-1", name=f"Win-{n}") for n in range(30)]
+    listing = world.listing()
+    buttons = {
+        b["value"]: b
+        for b in find_buttons(listing["blocks"])
+        if b["action_id"].startswith(Action.APPROVE.value)
+    }
+    for button in buttons.values():
+        world.slack.wait_for_response(world.click(button).response_url, timeout=15)
+    assert world.simulator.count("CreateUpdatedWorkspaceImage") == len(images)
+    world.simulator.clear_calls()
+
+    world.poll()
+
+    describes = [c for c in world.simulator.calls if c.operation == "DescribeWorkspaceImages"]
+    assert sorted(len(c.params["ImageIds"]) for c in describes) == [5, 25]
+
+
+def test_a_deleted_image_ends_the_request_in_error(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Gone")
+    request = _approve(world, image)
+    world.simulator.remove_image(request.new_image_id)
+    world.poll()
+    final = _reload(world, request.id)
+    assert final.state == State.error
+    assert "no longer exists" in (final.error_message or "")
+
+
+def test_a_request_orphaned_in_submitting_is_found_by_its_name_not_created_again(
+    world: World,
+) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Orphan")
+    request = _approve(world, image)
+    # Rewind the row to how a crash right after the AWS call would have left it.
+    with session_scope(world.services.engine) as session:
+        crud.transition(
+            session=session,
+            request_id=request.id,
+            from_states=[State.pending],
+            to=State.submitting,
+            new_image_id=None,
+            updated_at=utcnow() - ORPHAN_AFTER * 2,
+        )
+    world.simulator.clear_calls()
+
+    world.poll()
+
+    assert world.simulator.count("CreateUpdatedWorkspaceImage") == 0
+    final = _reload(world, request.id)
+    assert final.state == State.pending
+    assert final.new_image_id == request.new_image_id

@@ -1,0 +1,72 @@
+"""Slack request signing: anything not signed by Slack gets 401 and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlencode
+
+import pytest
+from sqlmodel import select
+
+from storage.db import session_scope
+from storage.models import Event, Offer, UpdateRequest
+from tests.conftest import APPROVER, World
+
+
+def _nothing_changed(world: World) -> None:
+    assert world.simulator.calls == []
+    assert world.slack.responses == []
+    with session_scope(world.services.engine) as session:
+        for table in (Offer, UpdateRequest, Event):
+            assert session.exec(select(table)).all() == []
+
+
+def _command_body() -> bytes:
+    return urlencode(
+        {
+            "command": "/wsimg",
+            "text": "updates",
+            "user_id": APPROVER,
+            "channel_id": "C0OPS",
+            "team_id": "T0WSIMG",
+            "response_url": "http://127.0.0.1:9/nowhere",
+        }
+    ).encode()
+
+
+def _click_body() -> bytes:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": APPROVER},
+        "team": {"id": "T0WSIMG"},
+        "actions": [{"action_id": "wsimg.approve:0", "value": "k", "type": "button"}],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+@pytest.mark.parametrize("body", [_command_body(), _click_body()], ids=["command", "click"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        {"sign": False},
+        {"signature": "v0=" + "0" * 64},
+        {"timestamp": int(time.time()) - 6 * 60},
+    ],
+    ids=["unsigned", "wrongly-signed", "stale"],
+)
+def test_requests_not_signed_by_slack_get_401(world: World, body: bytes, how: dict) -> None:
+    world.simulator.add_image(region="us-east-1", name="Win-Signed")
+    result = world.user.post(body, **how)
+    assert result.status == 401
+    time.sleep(0.2)  # give a wrongly started listener the chance to show itself
+    _nothing_changed(world)
+
+
+def test_healthz_answers_when_the_database_does(world: World) -> None:
+    import urllib.request
+
+    url = world.events_url.replace("/slack/events", "/healthz")
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback URL)
+        assert response.status == 200
+        assert json.loads(response.read()) == {"ok": True, "database": "ok"}

@@ -1,0 +1,76 @@
+"""The command line as people run it: `wsimg demo`, `wsimg updates`, `wsimg db upgrade`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
+
+
+def _wsimg(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 (our own interpreter and module)
+        [sys.executable, "-m", "bot", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in CLEARED_ENV and not k.startswith(("SLACK_", "WSIMG_", "AWS_"))
+    }
+    env.update(extra)
+    return env
+
+
+def test_demo_prints_the_listing_the_approval_and_the_available_follow_up() -> None:
+    result = _wsimg("demo", env=_clean_env())
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "/wsimg updates" in out
+    assert "have a WorkSpaces update available" in out
+    assert "approved the WorkSpaces update of" in out
+    assert "reply in thread" in out and "is AVAILABLE" in out
+
+
+def test_updates_prints_the_listing_and_json(tmp_path: Path) -> None:
+    with WorkSpacesSimulator() as simulator:
+        win = simulator.add_image(region="us-east-1", name="Win-Cli")
+        linux = simulator.add_image(region="eu-west-1", name="Linux-Cli", platform="LINUX")
+        simulator.add_image(region="eu-west-1", name="Current", update_available=False)
+        env = _clean_env(**simulator.environment(), WSIMG_REGIONS="us-east-1,eu-west-1")
+
+        text = _wsimg("updates", env=env)
+        data = _wsimg("updates", "--json", env=env)
+        one = _wsimg("updates", "--region", "eu-west-1", "--json", env=env)
+
+    assert text.returncode == 0, text.stderr
+    assert win in text.stdout and linux in text.stdout and "cannot be updated" in text.stdout
+    images = json.loads(data.stdout)["images"]
+    assert {i["image_id"]: i["updatable"] for i in images} == {win: True, linux: False}
+    assert [i["image_id"] for i in json.loads(one.stdout)["images"]] == [linux]
+
+
+def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
+    env = _clean_env(DATABASE_URL=f"sqlite:///{tmp_path}/fresh.db")
+    for _ in range(2):
+        result = _wsimg("db", "upgrade", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "database at revision 0001" in result.stdout
+
+
+def test_serve_without_a_token_says_what_is_missing(tmp_path: Path) -> None:
+    result = _wsimg("serve", env=_clean_env(DATABASE_URL=f"sqlite:///{tmp_path}/x.db"))
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN is not set" in result.stderr
