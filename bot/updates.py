@@ -17,7 +17,7 @@ from itertools import groupby
 from bot import blocks
 from bot.errors import AwsError, WsimgError
 from bot.gateway import Image
-from bot.naming import sanitize_tag_value, updated_image_description, updated_image_name
+from bot.naming import update_tags, updated_image_description, updated_image_name
 from bot.services import Services
 from storage import crud
 from storage.db import session_scope
@@ -300,12 +300,12 @@ def _create(services: Services, *, request_id: str) -> UpdateRequest:
     """Call CreateUpdatedWorkspaceImage for a request in `submitting` and record the outcome."""
     request = _reload(services, request_id)
     assert request.new_image_name is not None
-    tags = {
-        "wsimg:request": request.id,
-        "wsimg:source-image": request.source_image_id,
-        "wsimg:requested-by": sanitize_tag_value(request.requested_by),
-        "wsimg:approved-by": sanitize_tag_value(request.approved_by or ""),
-    }
+    tags = update_tags(
+        request_id=request.id,
+        source_image_id=request.source_image_id,
+        requested_by=request.requested_by,
+        approved_by=request.approved_by,
+    )
     try:
         new_image_id = services.gateway.create_updated_image(
             account_id=request.account_id,

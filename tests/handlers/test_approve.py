@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import select
 
 from bot.fakes.slack import validate_blocks
+from bot.naming import TAG_APPROVED_BY, TAG_REQUEST_ID, TAG_SOURCE_IMAGE_ID
 from storage.db import session_scope
 from storage.models import Event, State, UpdateRequest
 from tests.conftest import APPROVER, GROUP_MEMBER, OUTSIDER, World
@@ -49,9 +50,9 @@ def test_an_approver_causes_exactly_one_accepted_create(world: World, user_id: s
     assert request.new_image_id is not None
     assert world.simulator.get_image(request.new_image_id)["State"] == "PENDING"
     tags = world.simulator.get_image(request.new_image_id)["Tags"]
-    assert tags["wsimg:source-image"] == image
-    assert tags["wsimg:approved-by"] == user_id
-    assert tags["wsimg:request"] == request.id
+    assert tags[TAG_SOURCE_IMAGE_ID] == image
+    assert tags[TAG_APPROVED_BY] == user_id
+    assert tags[TAG_REQUEST_ID] == request.id
     # The listing now shows who approved and the new image instead of the button.
     entry = next(b for b in answer["blocks"] if image in b.get("text", {}).get("text", ""))
     assert "accessory" not in entry
