@@ -8,19 +8,21 @@ page buttons say how many pages there are, so nothing is ever cut silently.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.ids import Action, action_id
-from storage.models import State, UpdateRequest
+from storage.models import State, Subscription, UpdateRequest, utcnow
 
 if TYPE_CHECKING:
+    from bot.digests import Digest, GroupSummary
     from bot.updates import Entry, ListingPage, Status
 
 Message = dict[str, Any]
 Block = dict[str, Any]
 
 MAX_BLOCKS = 50
+SNOOZE_DAYS = 7
 SECTION_TEXT = 3000
 # Blocks every listing page keeps for itself: the summary, the failures line and page buttons.
 _RESERVED_BLOCKS = 3
@@ -30,7 +32,11 @@ HELP = (
     "• `/wsimg updates [region]` — images with a WorkSpaces update available, with Approve "
     "buttons\n"
     "• `/wsimg status [request-or-image-id]` — where an update stands\n"
-    "• `/wsimg history` — recent updates: who asked, who approved, what happened\n"
+    "• `/wsimg history [N]` — recent updates: who asked, who approved, what happened\n"
+    "• `/wsimg digest` — post the digest of waiting updates in this channel now\n"
+    "• `/wsimg subscribe [HH:MM | cron] [time zone] [quiet]` — a digest in this channel on a "
+    "schedule (default: every day at 09:00)\n"
+    "• `/wsimg unsubscribe` — stop this channel's digest\n"
     "• `/wsimg help` — this text"
 )
 
@@ -73,21 +79,24 @@ def error_message(sentence: str) -> Message:
 def assign_pages(groups: Sequence[tuple[str, str]]) -> list[int]:
     """The page of each image, given its (account, region) in listing order.
 
-    An image costs one block, plus one for its group's heading the first time the group shows
-    on a page.
+    An image costs two blocks (its section and its buttons), plus one for its group's heading
+    the first time the group shows on a page.
     """
     budget = MAX_BLOCKS - _RESERVED_BLOCKS
     pages: list[int] = []
     page, used, current = 1, 0, None
     for group in groups:
-        need = 1 if group == current else 2
+        need = _PER_IMAGE if group == current else _PER_IMAGE + 1
         if used + need > budget:
             page, used = page + 1, 0
-            need = 2
+            need = _PER_IMAGE + 1
         used += need
         current = group
         pages.append(page)
     return pages
+
+
+_PER_IMAGE = 2
 
 
 def listing(page: ListingPage) -> Message:
@@ -95,44 +104,85 @@ def listing(page: ListingPage) -> Message:
     if page.total_images == 0:
         summary = f":white_check_mark: No image in {where} has a WorkSpaces update available."
     else:
-        noun = "image has" if page.total_images == 1 else "images have"
-        summary = (
-            f"*{page.total_images} {noun} a WorkSpaces update available* in "
-            f"{page.total_regions} region{'s' if page.total_regions != 1 else ''}"
-        )
+        summary = _count(page.total_images, page.total_regions)
+        if page.listing.kind == "digest":
+            summary = f":calendar: *WorkSpaces image digest* — {summary}"
         if page.pages > 1:
             summary += f" · page {page.page} of {page.pages}"
-    blocks: list[Block] = [section(summary)]
+    out: list[Block] = [section(summary)]
     if page.failures:
-        blocks.append(
-            context(":warning: Could not list: " + "; ".join(escape(f) for f in page.failures))
-        )
+        out.append(_failures(page.failures))
+    out.extend(_entries(page.entries))
+    if page.pages > 1 and page.entries:
+        out.append(_page_buttons(page))
+    noun = "update" if page.total_images == 1 else "updates"
+    return {"text": f"{page.total_images} WorkSpaces image {noun} available", "blocks": out}
+
+
+def _count(images: int, regions: int) -> str:
+    noun = "image has" if images == 1 else "images have"
+    return (
+        f"*{images} {noun} a WorkSpaces update available* in "
+        f"{regions} region{'s' if regions != 1 else ''}"
+    )
+
+
+def _failures(failures: Sequence[str]) -> Block:
+    return context(":warning: Could not list: " + "; ".join(escape(f) for f in failures))
+
+
+def _entries(entries: Sequence[Entry]) -> list[Block]:
+    out: list[Block] = []
     group = None
-    for entry in page.entries:
+    for entry in entries:
         offer = entry.offer
         if (offer.account_id, offer.region) != group:
             group = (offer.account_id, offer.region)
-            blocks.append(context(f"*{offer.region}* · account {offer.account_id}"))
-        blocks.append(_entry(entry))
-    if page.pages > 1 and page.entries:
-        blocks.append(_page_buttons(page))
-    noun = "update" if page.total_images == 1 else "updates"
-    return {"text": f"{page.total_images} WorkSpaces image {noun} available", "blocks": blocks}
+            out.append(context(f"*{offer.region}* · account {offer.account_id}"))
+        out.extend(_entry(entry))
+    return out
 
 
-def _entry(entry: Entry) -> Block:
+def waited(entry: Entry, now: datetime) -> timedelta | None:
+    return now - entry.first_seen if entry.first_seen else None
+
+
+def _days(span: timedelta) -> str:
+    days = span.days
+    return "today" if days < 1 else f"{days} day{'s' if days != 1 else ''}"
+
+
+def _entry(entry: Entry) -> list[Block]:
     offer, request = entry.offer, entry.request
-    lines = [f"*{escape(offer.image_name)}* `{offer.image_id}`"]
+    head = f"*{escape(offer.image_name)}* `{offer.image_id}`"
+    span = waited(entry, utcnow())
+    if span is not None:
+        head += f" · waiting {_days(span)}" if span.days >= 1 else " · new today"
+    lines = [head]
     if offer.update_description:
         lines.append(escape(offer.update_description))
+    if entry.snooze is not None:
+        lines.append(
+            f":zzz: Snoozed by <@{entry.snooze.snoozed_by}> until {_when(entry.snooze.until)}"
+        )
     if offer.not_updatable_reason:
         lines.append(f"_Cannot be updated by wsimg: {escape(offer.not_updatable_reason)}_")
-        return section("\n".join(lines))
+        return [section("\n".join(lines))]
     if request is not None:
         lines.append(status_line(request))
         if request.state not in (State.failed, State.error, State.rejected, State.expired):
-            return section("\n".join(lines))
-    return section("\n".join(lines), _approve_button(entry))
+            return [section("\n".join(lines))]
+    buttons = [_approve_button(entry)]
+    if entry.snooze is None:
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": action_id(Action.SNOOZE, offer.position),
+                "text": {"type": "plain_text", "text": f"Snooze {SNOOZE_DAYS} days"},
+                "value": offer.key,
+            }
+        )
+    return [section("\n".join(lines)), {"type": "actions", "elements": buttons}]
 
 
 def _approve_button(entry: Entry) -> Block:
@@ -178,6 +228,81 @@ def _page_button(label: str, target: int, key: str) -> Block:
         "text": {"type": "plain_text", "text": label},
         "value": key,
     }
+
+
+# --- the digest --------------------------------------------------------------------------------
+
+OVERDUE_SHOWN = 20
+
+
+def digest(report: Digest) -> list[Message]:
+    """The digest as one message, or several when the fleet is too large for one.
+
+    Up to one page of images: the images themselves with their buttons. More: one line per
+    account and region with a button that lists them (paged), so every image stays reachable
+    while no message breaks a Block Kit limit.
+    """
+    page = report.page
+    if page.total_images == 0:
+        if report.quiet:
+            return []
+        text = ":white_check_mark: No WorkSpaces image needs an update today."
+        if report.snoozed:
+            text += f" ({report.snoozed} snoozed update{'s' if report.snoozed != 1 else ''})"
+        return [text_message(text)]
+    head = f":calendar: *WorkSpaces image digest* — {_count(page.total_images, page.total_regions)}"
+    if report.snoozed:
+        head += f" · {report.snoozed} snoozed not shown"
+    top: list[Block] = [section(head)]
+    if report.overdue:
+        top.append(section(_overdue(report)))
+    if page.failures:
+        top.append(_failures(page.failures))
+    if page.pages == 1:
+        body = _entries(page.entries)
+    else:
+        body = [_group_line(group) for group in report.groups]
+    text = f"WorkSpaces image digest: {page.total_images} updates available"
+    messages: list[Message] = []
+    chunk = top
+    for block in body:
+        if len(chunk) >= MAX_BLOCKS:
+            messages.append({"text": text, "blocks": chunk})
+            chunk = [context(f"WorkSpaces image digest, continued ({len(messages) + 1})")]
+        chunk.append(block)
+    messages.append({"text": text, "blocks": chunk})
+    return messages
+
+
+def _overdue(report: Digest) -> str:
+    now = utcnow()
+    days = report.overdue_days
+    shown = [
+        f"*{escape(e.offer.image_name)}* ({e.offer.region}, {_days(waited(e, now) or timedelta())})"
+        for e in report.overdue[:OVERDUE_SHOWN]
+    ]
+    more = len(report.overdue) - len(shown)
+    text = f":warning: *{len(report.overdue)} waiting more than {days} days:* " + ", ".join(shown)
+    if more > 0:
+        text += f", and {more} more (listed below)"
+    return text
+
+
+def _group_line(group: GroupSummary) -> Block:
+    parts = [f"{group.count} image{'s' if group.count != 1 else ''} with an update"]
+    if group.overdue:
+        parts.append(f"{group.overdue} waiting over the limit")
+    if group.in_flight:
+        parts.append(f"{group.in_flight} in flight")
+    return section(
+        f"*{group.region}* · account {group.account_id}: " + ", ".join(parts),
+        {
+            "type": "button",
+            "action_id": action_id(Action.OPEN, group.position),
+            "text": {"type": "plain_text", "text": "List them"},
+            "value": group.first_key,
+        },
+    )
 
 
 # --- a request: its status, its announcement, its follow-up ------------------------------------
@@ -307,3 +432,22 @@ def history(requests: Sequence[UpdateRequest]) -> Message:
 
 def _actor(actor: str) -> str:
     return f"<@{actor}>" if actor[:1] in ("U", "W") else actor
+
+
+def digest_posted(messages: int) -> Message:
+    if messages == 0:
+        return text_message("No image needs an update, and this digest is quiet: nothing posted.")
+    return text_message(f"Posted the digest ({messages} message{'s' if messages != 1 else ''}).")
+
+
+def subscribed(subscription: Subscription, user_id: str) -> Message:
+    quiet = " (quiet: nothing on days without updates)" if subscription.quiet else ""
+    return text_message(
+        f"<@{user_id}> subscribed this channel to the WorkSpaces image digest: "
+        f"`{subscription.cron}` in {subscription.timezone}{quiet}. "
+        "`/wsimg unsubscribe` stops it."
+    )
+
+
+def unsubscribed(user_id: str) -> Message:
+    return text_message(f"<@{user_id}> stopped this channel's WorkSpaces image digest.")

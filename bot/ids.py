@@ -13,6 +13,8 @@ from enum import StrEnum
 class Action(StrEnum):
     APPROVE = "wsimg.approve"
     PAGE = "wsimg.page"
+    SNOOZE = "wsimg.snooze"
+    OPEN = "wsimg.open"  # a digest's "List them": the paged listing of one region
 
 
 def action_id(action: Action, suffix: str | int) -> str:

@@ -1,4 +1,4 @@
-"""The in-process scheduler: the follow-up poller (and, later, digests).
+"""The in-process scheduler: the follow-up poller and the digest tick.
 
 Each process runs its own scheduler with an in-memory job store (APScheduler's FAQ: two
 schedulers must never share a job store). Work that must happen once across processes is
@@ -14,16 +14,26 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import updates
+from bot import digests, updates
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+
+# How often each process looks for due digest slots. The slot's own time is what is posted
+# and claimed; the tick only bounds how late after it the post goes out.
+DIGEST_TICK_SECONDS = 15
 
 
 def poll_job(services: Services) -> None:
     report = updates.poll(services)
     if report.resumed or report.finished or report.followups:
         log.info("poll: %s", report)
+
+
+def digest_job(services: Services) -> None:
+    report = digests.run_due(services)
+    if report.posted or report.skipped or report.failed:
+        log.info("digests: %s", report)
 
 
 def build_scheduler(services: Services) -> BackgroundScheduler:
@@ -41,5 +51,17 @@ def build_scheduler(services: Services) -> BackgroundScheduler:
         max_instances=1,
         # A poll late by less than one interval still runs; later than that the next one is due.
         misfire_grace_time=seconds,
+    )
+    digests.ensure_default_subscription(services)
+    scheduler.add_job(
+        digest_job,
+        IntervalTrigger(seconds=DIGEST_TICK_SECONDS, timezone=zone),
+        args=[services],
+        id="digests",
+        name="post due digests",
+        next_run_time=datetime.now(zone),
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=DIGEST_TICK_SECONDS,
     )
     return scheduler

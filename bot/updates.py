@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
+
+from sqlmodel import Session
 
 from bot import blocks
 from bot.errors import AwsError, WsimgError
@@ -21,7 +24,17 @@ from bot.naming import update_tags, updated_image_description, updated_image_nam
 from bot.services import Services
 from storage import crud
 from storage.db import session_scope
-from storage.models import IN_FLIGHT, Event, Offer, State, UpdateRequest, utcnow
+from storage.models import (
+    IN_FLIGHT,
+    Event,
+    Listing,
+    Offer,
+    Snooze,
+    State,
+    UpdateRequest,
+    image_key,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,77 +95,106 @@ class NotFound(WsimgError):
 class Entry:
     offer: Offer
     request: UpdateRequest | None  # the newest request for this image, if any
+    snooze: Snooze | None = None  # an active snooze
+    first_seen: datetime | None = None  # when wsimg first saw this update available
 
 
 @dataclass(frozen=True)
 class ListingPage:
-    listing_id: str
+    listing: Listing
     page: int
     pages: int
     total_images: int
     total_regions: int
     entries: list[Entry]
-    failures: list[str] = field(default_factory=list)
-    region: str | None = None
+
+    @property
+    def failures(self) -> list[str]:
+        return self.listing.failures
+
+    @property
+    def region(self) -> str | None:
+        return self.listing.region
 
 
-def list_updates(
-    services: Services, *, user_id: str, channel_id: str | None, region: str | None = None
-) -> ListingPage:
-    """Every image with an update available, in every configured region and account."""
+def check_region(services: Services, region: str | None) -> None:
     if region is not None and region not in services.settings.regions:
         configured = ", ".join(services.settings.regions) or "none"
         raise UnknownRegion(
             f"`{region}` is not one of the configured regions ({configured}). "
             "Set WSIMG_REGIONS to add it."
         )
-    listing = services.gateway.list_images(region=region)
-    images = [image for image in listing.images if image.update_available]
-    listing_id = uuid.uuid4().hex
+
+
+def list_updates(
+    services: Services, *, user_id: str, channel_id: str | None, region: str | None = None
+) -> ListingPage:
+    """Every image with an update available, in every configured region and account."""
+    check_region(services, region)
+    listing = make_listing(
+        services, kind="updates", user_id=user_id, channel_id=channel_id, region=region
+    )
+    return load_page(services, listing_id=listing.id, page=1)
+
+
+def make_listing(
+    services: Services,
+    *,
+    kind: str,
+    user_id: str,
+    channel_id: str | None,
+    region: str | None = None,
+    skip: Callable[[Image], bool] = lambda image: False,
+) -> Listing:
+    """Ask AWS, remember what it said (offers, first sightings), return the stored listing."""
+    found = services.gateway.list_images(region=region)
+    images = [image for image in found.images if image.update_available and not skip(image)]
+    listing = Listing(
+        id=uuid.uuid4().hex,
+        kind=kind,
+        created_by=user_id,
+        channel_id=channel_id,
+        region=region,
+        failures=[
+            f"{failure.target.region} ({failure.target.account_id}): {failure.error.user_message}"
+            for failure in found.failures
+        ],
+    )
     pages = blocks.assign_pages([(image.account_id, image.region) for image in images])
     offers = [
-        _offer(
-            image,
-            listing_id=listing_id,
-            page=page,
-            position=n,
-            user_id=user_id,
-            channel_id=channel_id,
-        )
+        _offer(image, listing=listing, page=page, position=n)
         for n, (image, page) in enumerate(zip(images, pages, strict=True))
     ]
-    failures = [
-        f"{failure.target.region} ({failure.target.account_id}): {failure.error.user_message}"
-        for failure in listing.failures
-    ]
     with session_scope(services.engine) as session:
-        crud.add_offers(session=session, offers=offers)
+        crud.add_listing(session=session, listing=listing, offers=offers)
+        crud.record_sightings(
+            session=session,
+            waiting=[_key(i) for i in found.images if i.update_available],
+            current=[_key(i) for i in found.images if not i.update_available],
+        )
         crud.record_event(
             session=session,
             kind="listed",
             actor=user_id,
             detail={
-                "listing": listing_id,
+                "listing": listing.id,
+                "kind": kind,
                 "images": len(offers),
                 "region": region,
-                "failures": failures,
+                "failures": listing.failures,
             },
         )
-    return load_page(services, listing_id=listing_id, page=1, failures=failures, region=region)
+    return listing
 
 
-def _offer(
-    image: Image,
-    *,
-    listing_id: str,
-    page: int,
-    position: int,
-    user_id: str,
-    channel_id: str | None,
-) -> Offer:
+def _key(image: Image) -> str:
+    return image_key(image.account_id, image.region, image.image_id)
+
+
+def _offer(image: Image, *, listing: Listing, page: int, position: int) -> Offer:
     return Offer(
         key=secrets.token_urlsafe(18),
-        listing_id=listing_id,
+        listing_id=listing.id,
         page=page,
         position=position,
         account_id=image.account_id,
@@ -162,45 +204,54 @@ def _offer(
         platform=image.platform,
         update_description=image.update_description,
         not_updatable_reason=image.not_updatable_reason,
-        listed_by=user_id,
-        channel_id=channel_id,
+        listed_by=listing.created_by,
+        channel_id=listing.channel_id,
     )
 
 
-def load_page(
-    services: Services,
-    *,
-    listing_id: str,
-    page: int,
-    failures: list[str] | None = None,
-    region: str | None = None,
-) -> ListingPage:
+def load_page(services: Services, *, listing_id: str, page: int) -> ListingPage:
     with session_scope(services.engine) as session:
+        listing = crud.get_listing(session=session, listing_id=listing_id)
+        if listing is None:
+            raise StaleButton()
         pages = crud.listing_page_count(session=session, listing_id=listing_id)
         page = min(max(page, 1), max(pages, 1))
         offers = crud.offers_on_page(session=session, listing_id=listing_id, page=page)
-        latest = crud.latest_requests(session=session, image_keys=[o.image_key for o in offers])
+        entries = entries_for(session=session, offers=offers)
         total, regions = crud.listing_totals(session=session, listing_id=listing_id)
-    entries = [Entry(offer=o, request=latest.get(o.image_key)) for o in offers]
     return ListingPage(
-        listing_id=listing_id,
+        listing=listing,
         page=page,
         pages=pages,
         total_images=total,
         total_regions=regions,
         entries=entries,
-        failures=failures or [],
-        region=region,
     )
 
 
-def page_for_key(services: Services, *, key: str, page: int) -> ListingPage:
-    """A page of the listing that the offer ``key`` belongs to (the page buttons carry a key)."""
+def entries_for(*, session: Session, offers: Sequence[Offer]) -> list[Entry]:
+    keys = [offer.image_key for offer in offers]
+    latest = crud.latest_requests(session=session, image_keys=keys)
+    snoozes = crud.active_snoozes(session=session, image_keys=keys)
+    seen = crud.first_sightings(session=session, image_keys=keys)
+    return [
+        Entry(
+            offer=o,
+            request=latest.get(o.image_key),
+            snooze=snoozes.get(o.image_key),
+            first_seen=seen.get(o.image_key),
+        )
+        for o in offers
+    ]
+
+
+def page_for_key(services: Services, *, key: str, page: int | None = None) -> ListingPage:
+    """A page of the listing that the offer ``key`` belongs to (its own page by default)."""
     with session_scope(services.engine) as session:
         offer = crud.get_offer(session=session, key=key)
     if offer is None:
         raise StaleButton()
-    return load_page(services, listing_id=offer.listing_id, page=page)
+    return load_page(services, listing_id=offer.listing_id, page=page or offer.page)
 
 
 @dataclass(frozen=True)

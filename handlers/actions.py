@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import blocks, updates
+from bot import blocks, digests, updates
 from bot.ids import Action, matcher
 from bot.services import Services
 from handlers.errors import answers_errors
@@ -47,5 +47,20 @@ def register(app: App, services: Services) -> None:
         )
         respond(replace_original=True, **blocks.listing(listing))
 
+    @answers_errors
+    def snooze(body: dict[str, Any], respond: Respond) -> None:
+        _, key, user_id, _ = _clicked(body)
+        listing = digests.snooze(services, offer_key=key, user_id=user_id)
+        respond(replace_original=True, **blocks.listing(listing))
+
+    @answers_errors
+    def open_group(body: dict[str, Any], respond: Respond) -> None:
+        _, key, _, _ = _clicked(body)
+        listing = updates.page_for_key(services, key=key)
+        # A new message for the clicker: the digest itself stays as the channel saw it.
+        respond(response_type="ephemeral", replace_original=False, **blocks.listing(listing))
+
     app.action(matcher(Action.APPROVE))(ack=_ack, lazy=[approve])
+    app.action(matcher(Action.SNOOZE))(ack=_ack, lazy=[snooze])
+    app.action(matcher(Action.OPEN))(ack=_ack, lazy=[open_group])
     app.action(matcher(Action.PAGE))(ack=_ack, lazy=[page])

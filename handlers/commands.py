@@ -1,16 +1,24 @@
-"""The /wsimg slash command."""
+"""The /wsimg slash command: acknowledged at once, answered after the work is done."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import blocks, updates
+from bot import blocks, digests, updates
 from bot.services import Services
 from handlers.errors import answers_errors
 
 COMMAND = "/wsimg"
+ACKS = {
+    "status": None,
+    "history": None,
+    "digest": "Building the digest…",
+    "subscribe": None,
+    "unsubscribe": None,
+}
 
 
 def parse(text: str | None) -> tuple[str, list[str]]:
@@ -20,37 +28,67 @@ def parse(text: str | None) -> tuple[str, list[str]]:
     return words[0].lower(), words[1:]
 
 
+def _number(args: list[str], default: int) -> int:
+    first = args[0] if args else ""
+    return int(first) if first.isascii() and first.isdecimal() else default
+
+
 def register(app: App, services: Services) -> None:
+    def updates_(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
+        region = args[0] if args else None
+        page = updates.list_updates(services, user_id=user_id, channel_id=channel_id, region=region)
+        respond(response_type="ephemeral", **blocks.listing(page))
+
+    def status(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
+        found = updates.status(services, query=args[0] if args else None)
+        respond(response_type="ephemeral", **blocks.status(found))
+
+    def history(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
+        recent = updates.history(services, limit=_number(args, updates.HISTORY_DEFAULT))
+        respond(response_type="ephemeral", **blocks.history(recent))
+
+    def digest(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
+        posted = digests.post_digest(services, channel_id=channel_id, user_id=user_id)
+        respond(response_type="ephemeral", **blocks.digest_posted(posted))
+
+    def subscribe(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
+        found = digests.subscribe(services, channel_id=channel_id, user_id=user_id, words=args)
+        respond(response_type="in_channel", **blocks.subscribed(found, user_id))
+
+    def unsubscribe(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
+        digests.unsubscribe(services, channel_id=channel_id, user_id=user_id)
+        respond(response_type="in_channel", **blocks.unsubscribed(user_id))
+
+    subcommands: dict[str, Callable[[list[str], str, str, Respond], None]] = {
+        "updates": updates_,
+        "status": status,
+        "history": history,
+        "digest": digest,
+        "subscribe": subscribe,
+        "unsubscribe": unsubscribe,
+    }
+
     def ack_command(ack: Ack, command: dict[str, Any]) -> None:
         sub, args = parse(command.get("text"))
         if sub == "updates":
-            where = f"`{args[0]}`" if args else "every configured region"
+            where = f"`{blocks.escape(args[0][:64])}`" if args else "every configured region"
             ack(response_type="ephemeral", text=f"Looking for image updates in {where}…")
-        elif sub in ("status", "history"):
-            ack()
+        elif sub in ACKS:
+            text = ACKS[sub]
+            if text:
+                ack(response_type="ephemeral", text=text)
+            else:
+                ack()
         else:
             ack(response_type="ephemeral", **blocks.help_message())
 
     @answers_errors
     def run_command(command: dict[str, Any], respond: Respond) -> None:
         sub, args = parse(command.get("text"))
-        user_id, channel_id = command.get("user_id", ""), command.get("channel_id")
-        if sub == "updates":
-            page = updates.list_updates(
-                services, user_id=user_id, channel_id=channel_id, region=args[0] if args else None
-            )
-            respond(response_type="ephemeral", **blocks.listing(page))
-        elif sub == "status":
-            found = updates.status(services, query=args[0] if args else None)
-            respond(response_type="ephemeral", **blocks.status(found))
-        elif sub == "history":
-            limit = (
-                int(args[0])
-                if args and args[0].isdecimal() and args[0].isascii()
-                else updates.HISTORY_DEFAULT
-            )
-            respond(
-                response_type="ephemeral", **blocks.history(updates.history(services, limit=limit))
+        handler = subcommands.get(sub)
+        if handler is not None:
+            handler(
+                args, str(command.get("user_id", "")), str(command.get("channel_id", "")), respond
             )
 
     app.command(COMMAND)(ack=ack_command, lazy=[run_command])

@@ -6,16 +6,35 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.models import IN_FLIGHT, TERMINAL, Event, Offer, State, UpdateRequest, utcnow
+from storage.models import (
+    IN_FLIGHT,
+    TERMINAL,
+    DigestSlot,
+    Event,
+    Listing,
+    Offer,
+    Sighting,
+    Snooze,
+    State,
+    Subscription,
+    UpdateRequest,
+    utcnow,
+)
 
 
-def add_offers(*, session: Session, offers: Sequence[Offer]) -> None:
+def add_listing(*, session: Session, listing: Listing, offers: Sequence[Offer]) -> None:
+    session.add(listing)
     session.add_all(offers)
     session.commit()
+
+
+def get_listing(*, session: Session, listing_id: str) -> Listing | None:
+    return session.get(Listing, listing_id)
 
 
 def get_offer(*, session: Session, key: str) -> Offer | None:
@@ -28,6 +47,11 @@ def offers_on_page(*, session: Session, listing_id: str, page: int) -> list[Offe
         .where(Offer.listing_id == listing_id, Offer.page == page)
         .order_by(col(Offer.position))
     )
+    return list(session.exec(query))
+
+
+def offers_of_listing(*, session: Session, listing_id: str) -> list[Offer]:
+    query = select(Offer).where(Offer.listing_id == listing_id).order_by(col(Offer.position))
     return list(session.exec(query))
 
 
@@ -217,3 +241,138 @@ def events(*, session: Session, request_id: str | None = None, limit: int = 100)
     if request_id is not None:
         query = query.where(Event.request_id == request_id)
     return list(session.exec(query.order_by(col(Event.id).desc()).limit(limit)))
+
+
+# --- digests: first sightings, snoozes, subscriptions, slots -----------------------------------
+
+
+def _insert(session: Session, table: type) -> Any:
+    """INSERT with the dialect's ON CONFLICT support (SQLite and PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+def record_sightings(*, session: Session, waiting: Sequence[str], current: Sequence[str]) -> None:
+    """Remember when each waiting update was first seen; forget images that are current."""
+    now = utcnow()
+    if waiting:
+        rows = [{"image_key": k, "first_seen_at": now, "last_seen_at": now} for k in set(waiting)]
+        statement = _insert(session, Sighting).values(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=["image_key"], set_={"last_seen_at": now}
+        )
+        session.execute(statement)
+    if current:
+        session.execute(delete(Sighting).where(col(Sighting.image_key).in_(set(current))))
+    session.commit()
+
+
+def first_sightings(*, session: Session, image_keys: Iterable[str]) -> dict[str, datetime]:
+    keys = set(image_keys)
+    if not keys:
+        return {}
+    query = select(Sighting).where(col(Sighting.image_key).in_(keys))
+    return {row.image_key: row.first_seen_at for row in session.exec(query)}
+
+
+def add_snooze(*, session: Session, snooze: Snooze) -> None:
+    session.add(snooze)
+    session.commit()
+
+
+def active_snoozes(*, session: Session, image_keys: Iterable[str]) -> dict[str, Snooze]:
+    keys = set(image_keys)
+    if not keys:
+        return {}
+    query = (
+        select(Snooze)
+        .where(col(Snooze.image_key).in_(keys), col(Snooze.until) > utcnow())
+        .order_by(col(Snooze.until))
+    )
+    return {row.image_key: row for row in session.exec(query)}
+
+
+def snoozed_keys(*, session: Session) -> set[str]:
+    query = select(Snooze.image_key).where(col(Snooze.until) > utcnow())
+    return set(session.exec(query))
+
+
+def get_subscription(*, session: Session, channel_id: str) -> Subscription | None:
+    return session.exec(select(Subscription).where(Subscription.channel_id == channel_id)).first()
+
+
+def save_subscription(*, session: Session, subscription: Subscription) -> Subscription:
+    subscription.updated_at = utcnow()
+    session.add(subscription)
+    session.commit()
+    session.refresh(subscription)
+    return subscription
+
+
+def active_subscriptions(*, session: Session) -> list[Subscription]:
+    query = select(Subscription).where(col(Subscription.active).is_(True))
+    return list(session.exec(query.order_by(col(Subscription.id))))
+
+
+def last_slot(*, session: Session, subscription_id: int) -> datetime | None:
+    query = select(func.max(DigestSlot.slot_at)).where(
+        DigestSlot.subscription_id == subscription_id
+    )
+    return session.exec(query).one()
+
+
+def claim_slot(
+    *,
+    session: Session,
+    subscription_id: int,
+    slot_local: str,
+    slot_at: datetime,
+    state: str,
+    claimed_by: str,
+    detail: str | None = None,
+) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on (subscription, slot): True for the one claimant."""
+    statement = (
+        _insert(session, DigestSlot)
+        .values(
+            subscription_id=subscription_id,
+            slot_local=slot_local,
+            slot_at=slot_at,
+            state=state,
+            claimed_by=claimed_by,
+            claimed_at=utcnow(),
+            detail=detail,
+        )
+        .on_conflict_do_nothing(index_elements=["subscription_id", "slot_local"])
+    )
+    result = session.execute(statement)
+    session.commit()
+    return result.rowcount == 1
+
+
+def finish_slot(
+    *,
+    session: Session,
+    subscription_id: int,
+    slot_local: str,
+    state: str,
+    messages: int,
+    detail: str | None = None,
+) -> None:
+    statement = (
+        update(DigestSlot)
+        .where(
+            col(DigestSlot.subscription_id) == subscription_id,
+            col(DigestSlot.slot_local) == slot_local,
+        )
+        .values(state=state, messages=messages, finished_at=utcnow(), detail=detail)
+    )
+    session.execute(statement)
+    session.commit()
+
+
+def slots(*, session: Session, subscription_id: int | None = None) -> list[DigestSlot]:
+    query = select(DigestSlot)
+    if subscription_id is not None:
+        query = query.where(DigestSlot.subscription_id == subscription_id)
+    return list(session.exec(query.order_by(col(DigestSlot.slot_at))))

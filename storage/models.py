@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -116,3 +116,71 @@ class Event(SQLModel, table=True):
     actor: str = Field(max_length=64)
     kind: str = Field(max_length=32)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Listing(SQLModel, table=True):
+    """One answer to `/wsimg updates` or one digest: the offers on it share its id."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    kind: str = Field(max_length=16)  # "updates" | "digest"
+    created_by: str = Field(max_length=32)
+    channel_id: str | None = Field(default=None, max_length=32)
+    region: str | None = Field(default=None, max_length=32)
+    failures: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Subscription(SQLModel, table=True):
+    """A channel's digest schedule. Unsubscribing deactivates it; the row stays as a record."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str = Field(max_length=32, unique=True)
+    cron: str = Field(max_length=128)
+    timezone: str = Field(max_length=64)
+    quiet: bool = False  # post nothing (instead of one line) when no image needs an update
+    active: bool = True
+    source: str = Field(default="slack", max_length=16)  # "slack" | "env"
+    created_by: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DigestSlot(SQLModel, table=True):
+    """One scheduled digest of one subscription. The unique key is the claim: the process that
+    inserts the row posts the digest, every other process's insert does nothing.
+
+    The key is the slot's local wall-clock time, so the hour a DST change repeats still counts
+    as one slot.
+    """
+
+    __tablename__ = "digest_slot"
+    __table_args__ = (UniqueConstraint("subscription_id", "slot_local"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="subscription.id", index=True)
+    slot_local: str = Field(max_length=19)  # YYYY-MM-DDTHH:MM:SS in the subscription's zone
+    slot_at: datetime  # the same instant in UTC
+    state: str = Field(max_length=16)  # claimed | posted | skipped | failed
+    claimed_by: str = Field(max_length=64)
+    claimed_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    messages: int = 0
+    detail: str | None = Field(default=None, max_length=1024)
+
+
+class Snooze(SQLModel, table=True):
+    """An image's update hidden from digests until ``until``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_key: str = Field(max_length=160, index=True)
+    until: datetime
+    snoozed_by: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Sighting(SQLModel, table=True):
+    """When wsimg first saw an image's update available: how long it has been waiting."""
+
+    image_key: str = Field(primary_key=True, max_length=160)
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
+from storage.db import make_engine, schema_status
 
 
 def _wsimg(
@@ -63,11 +64,13 @@ def test_updates_prints_the_listing_and_json(tmp_path: Path) -> None:
 
 
 def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
-    env = _clean_env(DATABASE_URL=f"sqlite:///{tmp_path}/fresh.db")
+    url = f"sqlite:///{tmp_path}/fresh.db"
     for _ in range(2):
-        result = _wsimg("db", "upgrade", env=env)
+        result = _wsimg("db", "upgrade", env=_clean_env(DATABASE_URL=url))
         assert result.returncode == 0, result.stderr
-        assert "database at revision 0001" in result.stdout
+        current, head = schema_status(make_engine(url))
+        assert current == head
+        assert f"database at revision {head}" in result.stdout
 
 
 def test_serve_without_a_token_says_what_is_missing(tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.fakes.slack import find_buttons
-from bot.ids import Action
 from bot.updates import ORPHAN_AFTER
 from storage import crud
 from storage.db import session_scope
@@ -61,13 +59,8 @@ def test_error_follow_up_carries_the_code_and_message(world: World) -> None:
 def test_pending_images_are_described_in_batches_of_25(world: World) -> None:
     world.simulator.image_limit = 100  # above the default quota of 40, to have 30 pending
     images = [world.simulator.add_image(region="us-east-1", name=f"Win-{n}") for n in range(30)]
-    listing = world.listing()
-    buttons = {
-        b["value"]: b
-        for b in find_buttons(listing["blocks"])
-        if b["action_id"].startswith(Action.APPROVE.value)
-    }
-    for button in buttons.values():
+    buttons = world.approve_buttons(world.all_pages(world.listing()))
+    for button in buttons:
         world.slack.wait_for_response(world.click(button).response_url, timeout=15)
     assert world.simulator.count("CreateUpdatedWorkspaceImage") == len(images)
     world.simulator.clear_calls()

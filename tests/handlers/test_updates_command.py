@@ -4,29 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.fakes.slack import blocks_to_text, find_buttons, validate_blocks
-from bot.ids import Action
+from bot.fakes.slack import blocks_to_text, validate_blocks
 from tests.conftest import REGIONS, World
-
-
-def _all_pages(world: World, first: dict[str, Any]) -> list[dict[str, Any]]:
-    """Follow the Next buttons like a user would, collecting every page."""
-    pages = [first]
-    while True:
-        nexts = [
-            b
-            for b in find_buttons(pages[-1]["blocks"])
-            if b["action_id"].startswith(Action.PAGE.value) and "Next" in b["text"]
-        ]
-        if not nexts:
-            return pages
-        result = world.click(nexts[0])
-        assert result.status == 200
-        pages.append(
-            world.slack.wait_for_response(
-                result.response_url, lambda p: bool(p.get("blocks")), timeout=15
-            )
-        )
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -54,18 +33,13 @@ def test_two_regions_of_more_than_25_images_list_every_update_with_approve_only_
                 expected_listed.add(image)
                 expected_buttons.add(image)
 
-    pages = _all_pages(world, world.listing())
+    pages = world.all_pages(world.listing())
 
     assert len(pages) > 1
     for page in pages:
         assert validate_blocks(page["blocks"]) == []
     listed_text = "\n".join(_text(page) for page in pages)
-    approve_values = [
-        b["value"]
-        for page in pages
-        for b in find_buttons(page["blocks"])
-        if b["action_id"].startswith(Action.APPROVE.value)
-    ]
+    approve_values = [b["value"] for b in world.approve_buttons(pages)]
     for image in expected_listed:
         assert image in listed_text
     for image in hidden:

@@ -1,0 +1,430 @@
+"""Digests: channel subscriptions, what a digest shows, and posting each slot exactly once.
+
+Every process (each `wsimg serve`, each `wsimg worker`) runs the same tick. The tick reads the
+subscriptions from the database, so a change made through any process takes effect in all of
+them without a restart, and it claims each due slot with an INSERT … ON CONFLICT DO NOTHING on
+(subscription, slot): the one process whose insert lands posts, the others do nothing. The
+processes never share an APScheduler job store (its FAQ: duplicate or missed runs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import IntegrityError
+
+from bot import blocks, updates
+from bot.errors import WsimgError
+from bot.gateway import Image
+from bot.services import Services
+from bot.updates import Entry, ListingPage
+from storage import crud
+from storage.db import session_scope
+from storage.models import IN_FLIGHT, Snooze, Subscription, image_key, utcnow
+
+log = logging.getLogger(__name__)
+
+SNOOZE = timedelta(days=blocks.SNOOZE_DAYS)
+OVERDUE_DAYS = 14
+GRACE = timedelta(hours=1)
+# How far back a tick looks for slots it has not handled (after a long outage, say).
+LOOKBACK = timedelta(days=2)
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+ACCEPTED_FORMS = (
+    "Accepted forms:\n"
+    "• `/wsimg subscribe` — every day on the default schedule\n"
+    "• `/wsimg subscribe 08:30 [Europe/Berlin]` — every day at that time\n"
+    "• `/wsimg subscribe 30 8 * * 1-5 [Europe/Berlin]` — a 5-field cron "
+    "(minute hour day-of-month month day-of-week)\n"
+    "Add `quiet` to post nothing on days when no image needs an update. "
+    "The time zone is an IANA name such as `UTC`, `Europe/Berlin` or `America/New_York`."
+)
+
+
+class BadSchedule(WsimgError):
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}\n{ACCEPTED_FORMS}")
+
+
+class NotSubscribed(WsimgError):
+    pass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    cron: str
+    timezone: str
+    quiet: bool = False
+
+    def trigger(self) -> CronTrigger:
+        # Always with an explicit zone: without one, CronTrigger uses the machine's.
+        return CronTrigger.from_crontab(self.cron, timezone=ZoneInfo(self.timezone))
+
+    def describe(self) -> str:
+        return f"`{self.cron}` ({self.timezone}){' quietly' if self.quiet else ''}"
+
+
+def parse_schedule(words: Sequence[str], *, default_cron: str, default_zone: str) -> Schedule:
+    """`[HH:MM | 5-field cron] [zone] [quiet]`, checked before anything is stored."""
+    rest = list(words)
+    quiet = bool(rest) and rest[-1].lower() == "quiet"
+    if quiet:
+        rest.pop()
+    zone = default_zone
+    if rest and ("/" in rest[-1] or rest[-1].upper() == "UTC"):
+        zone = rest.pop()
+    if not rest:
+        cron = default_cron
+    elif len(rest) == 1 and ":" in rest[0]:
+        cron = _daily(rest[0])
+    elif len(rest) == 5:
+        cron = " ".join(rest)
+    else:
+        raise BadSchedule(f"`{' '.join(words)[:100]}` is not a schedule I understand.")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise BadSchedule(f"`{zone[:64]}` is not a time zone I know.") from exc
+    schedule = Schedule(cron=cron, timezone=zone, quiet=quiet)
+    try:
+        schedule.trigger()
+    except ValueError as exc:
+        raise BadSchedule(f"`{cron[:100]}` is not a valid cron expression: {exc}.") from exc
+    return schedule
+
+
+def _daily(text: str) -> str:
+    hours, _, minutes = text.partition(":")
+    if not (hours.isdecimal() and minutes.isdecimal() and hours.isascii() and minutes.isascii()):
+        raise BadSchedule(f"`{text[:20]}` is not a time of day (HH:MM).")
+    h, m = int(hours), int(minutes)
+    if not (0 <= h <= 23 and 0 <= m <= 59):
+        raise BadSchedule(f"`{text[:20]}` is not a time of day (HH:MM, 00:00 to 23:59).")
+    return f"{m} {h} * * *"
+
+
+def subscribe(
+    services: Services, *, channel_id: str, user_id: str, words: Sequence[str]
+) -> Subscription:
+    settings = services.settings
+    schedule = parse_schedule(
+        words, default_cron=settings.digest_cron, default_zone=settings.timezone
+    )
+    return _save(
+        services, channel_id=channel_id, user_id=user_id, schedule=schedule, source="slack"
+    )
+
+
+def _save(
+    services: Services, *, channel_id: str, user_id: str, schedule: Schedule, source: str
+) -> Subscription:
+    with session_scope(services.engine) as session:
+        found = crud.get_subscription(session=session, channel_id=channel_id)
+        subscription = found or Subscription(
+            channel_id=channel_id,
+            cron=schedule.cron,
+            timezone=schedule.timezone,
+            created_by=user_id,
+            source=source,
+        )
+        subscription.cron, subscription.timezone = schedule.cron, schedule.timezone
+        subscription.quiet, subscription.active = schedule.quiet, True
+        subscription = crud.save_subscription(session=session, subscription=subscription)
+        crud.record_event(
+            session=session,
+            kind="subscribed",
+            actor=user_id,
+            detail={
+                "channel": channel_id,
+                "cron": schedule.cron,
+                "timezone": schedule.timezone,
+                "quiet": schedule.quiet,
+            },
+        )
+    return subscription
+
+
+def unsubscribe(services: Services, *, channel_id: str, user_id: str) -> Subscription:
+    with session_scope(services.engine) as session:
+        found = crud.get_subscription(session=session, channel_id=channel_id)
+        if found is None or not found.active:
+            raise NotSubscribed("This channel has no digest subscription; nothing to stop.")
+        found.active = False
+        crud.save_subscription(session=session, subscription=found)
+        crud.record_event(
+            session=session, kind="unsubscribed", actor=user_id, detail={"channel": channel_id}
+        )
+    return found
+
+
+def ensure_default_subscription(services: Services) -> None:
+    """WSIMG_DIGEST_CHANNEL subscribes that channel, once; a later unsubscribe is respected."""
+    settings = services.settings
+    if not settings.digest_channel:
+        return
+    with session_scope(services.engine) as session:
+        if crud.get_subscription(session=session, channel_id=settings.digest_channel):
+            return
+    schedule = parse_schedule([], default_cron=settings.digest_cron, default_zone=settings.timezone)
+    try:
+        _save(
+            services,
+            channel_id=settings.digest_channel,
+            user_id="WSIMG_DIGEST_CHANNEL",
+            schedule=schedule,
+            source="env",
+        )
+    except IntegrityError:  # another process inserted it first (unique channel): that is fine
+        log.info("default subscription already created by another process")
+
+
+# --- what a digest shows -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    account_id: str
+    region: str
+    count: int
+    overdue: int
+    in_flight: int
+    first_key: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Digest:
+    page: ListingPage
+    groups: list[GroupSummary]
+    overdue: list[Entry]
+    snoozed: int
+    quiet: bool = False
+    overdue_days: int = OVERDUE_DAYS
+
+
+def build_digest(
+    services: Services, *, user_id: str, channel_id: str | None, quiet: bool = False
+) -> Digest:
+    with session_scope(services.engine) as session:
+        snoozed = crud.snoozed_keys(session=session)
+    hidden: list[Image] = []
+
+    def skip(image: Image) -> bool:
+        if image_key(image.account_id, image.region, image.image_id) in snoozed:
+            hidden.append(image)
+            return True
+        return False
+
+    listing = updates.make_listing(
+        services, kind="digest", user_id=user_id, channel_id=channel_id, skip=skip
+    )
+    with session_scope(services.engine) as session:
+        entries = updates.entries_for(
+            session=session, offers=crud.offers_of_listing(session=session, listing_id=listing.id)
+        )
+    limit = timedelta(days=OVERDUE_DAYS)
+    now = utcnow()
+    overdue = [e for e in entries if e.first_seen and now - e.first_seen > limit]
+    return Digest(
+        page=updates.load_page(services, listing_id=listing.id, page=1),
+        groups=_groups(entries, limit, now),
+        overdue=sorted(overdue, key=lambda e: e.first_seen or now),
+        snoozed=len(hidden),
+        quiet=quiet,
+    )
+
+
+def _groups(entries: Sequence[Entry], limit: timedelta, now: datetime) -> list[GroupSummary]:
+    groups: dict[tuple[str, str], list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault((entry.offer.account_id, entry.offer.region), []).append(entry)
+    return [
+        GroupSummary(
+            account_id=account,
+            region=region,
+            count=len(members),
+            overdue=sum(1 for e in members if e.first_seen and now - e.first_seen > limit),
+            in_flight=sum(1 for e in members if e.request and e.request.state in IN_FLIGHT),
+            first_key=members[0].offer.key,
+            position=n,
+        )
+        for n, ((account, region), members) in enumerate(groups.items())
+    ]
+
+
+def post_digest(services: Services, *, channel_id: str, user_id: str, quiet: bool = False) -> int:
+    """Build and post a digest to a channel now; the number of messages posted."""
+    digest = build_digest(services, user_id=user_id, channel_id=channel_id, quiet=quiet)
+    messages = blocks.digest(digest)
+    for message in messages:
+        # slack_sdk's RateLimitErrorRetryHandler waits out a 429 and posts again.
+        services.slack.chat_postMessage(channel=channel_id, **message)
+    with session_scope(services.engine) as session:
+        crud.record_event(
+            session=session,
+            kind="digest_posted",
+            actor=user_id,
+            detail={
+                "channel": channel_id,
+                "messages": len(messages),
+                "images": digest.page.total_images,
+                "listing": digest.page.listing.id,
+            },
+        )
+    return len(messages)
+
+
+def snooze(services: Services, *, offer_key: str, user_id: str) -> ListingPage:
+    """Hide an image's update from digests for a week; who did it is recorded and shown."""
+    with session_scope(services.engine) as session:
+        offer = crud.get_offer(session=session, key=offer_key)
+    if offer is None:
+        raise updates.StaleButton()
+    if not services.policy.can_approve(user_id):
+        raise updates.NotAllowed()
+    until = utcnow() + SNOOZE
+    with session_scope(services.engine) as session:
+        crud.add_snooze(
+            session=session,
+            snooze=Snooze(image_key=offer.image_key, until=until, snoozed_by=user_id),
+        )
+        crud.record_event(
+            session=session,
+            kind="snoozed",
+            actor=user_id,
+            detail={"image": offer.image_key, "until": until.isoformat()},
+        )
+    return updates.load_page(services, listing_id=offer.listing_id, page=offer.page)
+
+
+# --- the schedule: each slot exactly once --------------------------------------------------------
+
+
+def due_slots(schedule: Schedule, *, after: datetime, now: datetime) -> list[datetime]:
+    """Fire times in (after, now], one per local wall-clock time (a repeated DST hour once)."""
+    trigger = schedule.trigger()
+    found: dict[str, datetime] = {}
+    previous: datetime | None = None
+    cursor = after + timedelta(microseconds=1)
+    while True:
+        fire = trigger.get_next_fire_time(previous, cursor)
+        if fire is None or fire > now:
+            break
+        found.setdefault(slot_key(fire, schedule.timezone), fire)
+        previous, cursor = fire, fire + timedelta(microseconds=1)
+    return sorted(found.values())
+
+
+def slot_key(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+@dataclass
+class TickReport:
+    posted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def run_due(
+    services: Services, *, now: datetime | None = None, worker_id: str = WORKER_ID
+) -> TickReport:
+    """Post every subscription's due slot once (across processes); record missed ones."""
+    now = now or datetime.now(UTC)
+    report = TickReport()
+    with session_scope(services.engine) as session:
+        subscriptions = crud.active_subscriptions(session=session)
+    for subscription in subscriptions:
+        _run_subscription(services, subscription, now=now, worker_id=worker_id, report=report)
+    return report
+
+
+def _run_subscription(
+    services: Services,
+    subscription: Subscription,
+    *,
+    now: datetime,
+    worker_id: str,
+    report: TickReport,
+) -> None:
+    assert subscription.id is not None
+    schedule = Schedule(subscription.cron, subscription.timezone, subscription.quiet)
+    with session_scope(services.engine) as session:
+        last = crud.last_slot(session=session, subscription_id=subscription.id)
+    after = max(filter(None, (last, subscription.updated_at, now - LOOKBACK)))
+    slots = due_slots(schedule, after=after, now=now)
+    if not slots:
+        return
+    *missed, latest = slots
+    for slot in missed:
+        _claim(services, subscription, slot, "skipped", worker_id, "a later slot was due")
+        report.skipped.append(slot_key(slot, schedule.timezone))
+    if now - latest > GRACE:
+        _claim(services, subscription, latest, "skipped", worker_id, "missed by over the grace")
+        report.skipped.append(slot_key(latest, schedule.timezone))
+        return
+    if not _claim(services, subscription, latest, "claimed", worker_id, None):
+        return  # another process has it
+    key = slot_key(latest, schedule.timezone)
+    try:
+        sent = post_digest(
+            services, channel_id=subscription.channel_id, user_id="wsimg", quiet=subscription.quiet
+        )
+    except (WsimgError, SlackApiError) as exc:
+        detail = getattr(exc, "user_message", None) or str(exc)
+        log.warning("digest for %s at %s failed: %s", subscription.channel_id, key, detail)
+        _finish(services, subscription, key, "failed", 0, detail[:1024])
+        report.failed.append(key)
+        return
+    _finish(services, subscription, key, "posted", sent, None)
+    report.posted.append(key)
+
+
+def _claim(
+    services: Services,
+    subscription: Subscription,
+    slot: datetime,
+    state: str,
+    worker_id: str,
+    detail: str | None,
+) -> bool:
+    assert subscription.id is not None
+    with session_scope(services.engine) as session:
+        return crud.claim_slot(
+            session=session,
+            subscription_id=subscription.id,
+            slot_local=slot_key(slot, subscription.timezone),
+            slot_at=slot,
+            state=state,
+            claimed_by=worker_id,
+            detail=detail,
+        )
+
+
+def _finish(
+    services: Services,
+    subscription: Subscription,
+    key: str,
+    state: str,
+    messages: int,
+    detail: str | None,
+) -> None:
+    assert subscription.id is not None
+    with session_scope(services.engine) as session:
+        crud.finish_slot(
+            session=session,
+            subscription_id=subscription.id,
+            slot_local=key,
+            state=state,
+            messages=messages,
+            detail=detail,
+        )
