@@ -21,6 +21,7 @@ from bot.server import Server, WsgiApp, make_server
 from bot.services import Services, build_services
 from bot.updates import PollReport, poll
 from storage.db import ensure_schema
+from tests.postgres import PostgresServer, PostgresUnavailable
 
 BOT_TOKEN = "xoxb-test-token-do-not-log"
 SIGNING_SECRET = "test-signing-secret-do-not-log"
@@ -77,9 +78,31 @@ def slack() -> Iterator[SlackWebAPI]:
         yield api
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/wsimg.db"
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL for the session (or the server WSIMG_TEST_POSTGRES_URL names)."""
+    try:
+        server = PostgresServer.from_environment()
+    except PostgresUnavailable as exc:
+        problem = str(exc)
+    else:
+        problem = ""
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every test that touches the database runs on SQLite and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/wsimg.db"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
 
 
 @pytest.fixture
@@ -119,10 +142,44 @@ class World:
         return self.answer(self.command(text, user_id=user_id))
 
     def approve_button(self, message: dict[str, Any], image_id: str) -> dict[str, Any]:
-        for block in message["blocks"]:
-            if image_id in block.get("text", {}).get("text", "") and block.get("accessory"):
-                return {**block["accessory"], "block_id": block.get("block_id")}
-        raise AssertionError(f"no Approve button for {image_id}")
+        """The Approve button in the actions block under the image's section."""
+        button = self.image_button(message, image_id, "approve")
+        if button is None:
+            raise AssertionError(f"no Approve button for {image_id}")
+        return button
+
+    def image_button(
+        self, message: dict[str, Any], image_id: str, kind: str
+    ) -> dict[str, Any] | None:
+        """The `wsimg.<kind>` button under the image's section, or None."""
+        blocks = message["blocks"]
+        for block, following in zip(blocks, [*blocks[1:], {}], strict=True):
+            if image_id in block.get("text", {}).get("text", "") and following.get("elements"):
+                for button in find_buttons([following]):
+                    if button["action_id"].startswith(f"wsimg.{kind}"):
+                        return button
+        return None
+
+    def all_pages(self, first: dict[str, Any]) -> list[dict[str, Any]]:
+        """Follow the Next buttons like a user would, collecting every page."""
+        pages = [first]
+        while True:
+            nexts = [
+                b
+                for b in find_buttons(pages[-1]["blocks"])
+                if b["action_id"].startswith("wsimg.page") and "Next" in b["text"]
+            ]
+            if not nexts:
+                return pages
+            pages.append(self.answer(self.click(nexts[0])))
+
+    def approve_buttons(self, pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            b
+            for page in pages
+            for b in find_buttons(page["blocks"])
+            if b["action_id"].startswith("wsimg.approve")
+        ]
 
     def click(self, button: dict[str, Any], *, user_id: str = APPROVER) -> HttpResult:
         return self.user.click(button["action_id"], button["value"], user_id=user_id)
@@ -153,6 +210,3 @@ def world(
     )
     server.stop()
     services.engine.dispose()
-
-
-__all__ = ["find_buttons"]
