@@ -310,18 +310,30 @@ def snooze(services: Services, *, offer_key: str, user_id: str) -> ListingPage:
 
 
 def due_slots(schedule: Schedule, *, after: datetime, now: datetime) -> list[datetime]:
-    """Fire times in (after, now], one per local wall-clock time (a repeated DST hour once)."""
-    trigger = schedule.trigger()
+    """Fire times in (after, now], one per local wall-clock time (a repeated DST hour once).
+
+    APScheduler's CronTrigger can step backwards across a fall-back change (it returns the
+    same or an earlier time again), so the cron is walked in local wall-clock time, which
+    never repeats, and each wall time is then placed on the real clock: an hour that happens
+    twice counts at its first occurrence, a time skipped by spring-forward at the moment that
+    replaced it (02:30 → 03:30 CEST).
+    """
+    zone = ZoneInfo(schedule.timezone)
+    walker = CronTrigger.from_crontab(schedule.cron, timezone=UTC)
+    wall = _wall(after - timedelta(hours=3), zone)
+    end = _wall(now + timedelta(hours=3), zone)
     found: dict[str, datetime] = {}
-    previous: datetime | None = None
-    cursor = after + timedelta(microseconds=1)
-    while True:
-        fire = trigger.get_next_fire_time(previous, cursor)
-        if fire is None or fire > now:
-            break
-        found.setdefault(slot_key(fire, schedule.timezone), fire)
-        previous, cursor = fire, fire + timedelta(microseconds=1)
+    while (fire := walker.get_next_fire_time(None, wall)) is not None and fire <= end:
+        moment = fire.replace(tzinfo=zone).astimezone(UTC)
+        if after < moment <= now:
+            found.setdefault(slot_key(moment, schedule.timezone), moment)
+        wall = fire + timedelta(seconds=1)
     return sorted(found.values())
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
+    """The local wall-clock time of `moment`, labelled UTC so it can be walked without DST."""
+    return moment.astimezone(zone).replace(tzinfo=UTC)
 
 
 def slot_key(moment: datetime, zone: str) -> str:

@@ -344,10 +344,12 @@ def claim_slot(
             detail=detail,
         )
         .on_conflict_do_nothing(index_elements=["subscription_id", "slot_local"])
+        .returning(col(DigestSlot.id))
     )
-    result = session.execute(statement)
+    # RETURNING, not rowcount: psycopg does not report the row count of this INSERT reliably.
+    claimed = session.execute(statement).first() is not None
     session.commit()
-    return result.rowcount == 1
+    return claimed
 
 
 def finish_slot(

@@ -1,0 +1,273 @@
+"""Digests: schedules and their time zones, exactly one post per slot, snoozes, large fleets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import select
+
+from bot import digests
+from bot.digests import Schedule, due_slots, run_due
+from bot.fakes.slack import SlackUser, blocks_to_text, find_buttons
+from bot.services import build_services
+from storage import crud
+from storage.db import session_scope
+from storage.models import DigestSlot, Sighting, Subscription, utcnow
+from tests.conftest import APPROVER, OUTSIDER, SIGNING_SECRET, World, serve
+
+BERLIN = "Europe/Berlin"
+
+
+def _utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_half_past_eight_in_berlin_is_0730_utc_in_winter_and_0630_utc_in_summer() -> None:
+    schedule = Schedule("30 8 * * *", BERLIN)
+    winter = due_slots(schedule, after=_utc(2026, 1, 14, 12), now=_utc(2026, 1, 15, 12))
+    summer = due_slots(schedule, after=_utc(2026, 7, 14, 12), now=_utc(2026, 7, 15, 12))
+    assert winter == [_utc(2026, 1, 15, 7, 30)]
+    assert summer == [_utc(2026, 7, 15, 6, 30)]
+
+
+@pytest.mark.parametrize(
+    ("cron", "day"),
+    [
+        ("30 2 * * *", (2026, 10, 25)),  # 02:30 happens twice in Berlin that night
+        ("30 2 * * *", (2026, 3, 29)),  # and not at all on this one
+        ("30 8 * * *", (2026, 10, 25)),
+        ("30 8 * * *", (2026, 3, 29)),
+    ],
+)
+def test_a_daily_slot_comes_once_on_a_dst_change_day(cron: str, day: tuple[int, int, int]) -> None:
+    start = datetime(*day, tzinfo=UTC) - timedelta(hours=3)
+    slots = due_slots(Schedule(cron, BERLIN), after=start, now=start + timedelta(hours=24))
+    assert len(slots) == 1
+
+
+def _subscribe(world: World, text: str, *, channel_id: str = "C0DIGEST") -> dict:
+    return world.answer(world.command(text, channel_id=channel_id))
+
+
+def _subscription(world: World, channel_id: str = "C0DIGEST") -> Subscription | None:
+    with session_scope(world.services.engine) as session:
+        return crud.get_subscription(session=session, channel_id=channel_id)
+
+
+def _backdate(world: World, channel_id: str, when: datetime) -> None:
+    with session_scope(world.services.engine) as session:
+        subscription = crud.get_subscription(session=session, channel_id=channel_id)
+        assert subscription is not None
+        subscription.updated_at = when
+        session.add(subscription)
+        session.commit()
+
+
+def _digest_posts(world: World, channel_id: str = "C0DIGEST") -> list:
+    return [
+        c for c in world.slack.calls_to("chat.postMessage") if c.args.get("channel") == channel_id
+    ]
+
+
+def test_a_dst_change_day_posts_once(world: World) -> None:
+    world.simulator.add_image(region="us-east-1", name="Win-Dst")
+    _subscribe(world, "subscribe 30 2 * * * Europe/Berlin")
+    _backdate(world, "C0DIGEST", _utc(2026, 10, 24, 12))
+    # Ticks every 10 minutes through the night the clocks go back.
+    moment = _utc(2026, 10, 24, 23)
+    while moment < _utc(2026, 10, 25, 4):
+        run_due(world.services, now=moment, worker_id="a")
+        run_due(world.services, now=moment, worker_id="b")
+        moment += timedelta(minutes=10)
+    assert len(_digest_posts(world)) == 1
+
+
+def test_after_two_hours_down_the_last_missed_slot_is_posted_once_inside_the_grace(
+    world: World,
+) -> None:
+    world.simulator.add_image(region="us-east-1", name="Win-Down")
+    _subscribe(world, "subscribe 0 * * * * UTC")
+    _backdate(world, "C0DIGEST", _utc(2026, 11, 20, 8, 30))
+
+    back_up = _utc(2026, 11, 20, 10, 40)  # down through the 09:00 and 10:00 slots
+    first = run_due(world.services, now=back_up, worker_id="first")
+    second = run_due(world.services, now=back_up, worker_id="second")
+
+    assert first.posted == ["2026-11-20T10:00:00"]
+    assert first.skipped == ["2026-11-20T09:00:00"]
+    assert second.posted == []
+    assert len(_digest_posts(world)) == 1
+
+
+def test_a_slot_missed_by_more_than_the_grace_is_recorded_as_skipped(world: World) -> None:
+    world.simulator.add_image(region="us-east-1", name="Win-Late")
+    _subscribe(world, "subscribe 09:00 UTC")
+    _backdate(world, "C0DIGEST", _utc(2026, 11, 20, 7, 30))
+
+    report = run_due(world.services, now=_utc(2026, 11, 20, 11, 30))
+
+    assert report.posted == [] and report.skipped == ["2026-11-20T09:00:00"]
+    assert _digest_posts(world) == []
+    with session_scope(world.services.engine) as session:
+        [slot] = session.exec(select(DigestSlot)).all()
+    assert slot.state == "skipped"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "subscribe 99 * * * *",
+        "subscribe every tuesday",
+        "subscribe 08:00 Mars/Olympus_Mons",
+        "subscribe 25:00",
+        "subscribe 30 8 * * * Europe/Nowhere quiet",
+    ],
+)
+def test_bad_subscribe_input_answers_the_accepted_forms_and_stores_nothing(
+    world: World, text: str
+) -> None:
+    answer = blocks_to_text(_subscribe(world, text)["blocks"])
+    assert "Accepted forms" in answer
+    assert _subscription(world) is None
+
+
+def test_a_subscription_made_in_one_process_is_honoured_by_another(world: World) -> None:
+    world.simulator.add_image(region="us-east-1", name="Win-Shared")
+    other = build_services(world.services.settings)  # a second process on the same database
+    try:
+        answer = blocks_to_text(_subscribe(world, "subscribe 07:15 UTC")["blocks"])
+        assert "subscribed this channel" in answer
+        _backdate(world, "C0DIGEST", _utc(2026, 11, 20, 7))
+
+        assert run_due(other, now=_utc(2026, 11, 20, 7, 16)).posted == ["2026-11-20T07:15:00"]
+
+        world.answer(world.command("unsubscribe", channel_id="C0DIGEST"))
+        assert run_due(other, now=_utc(2026, 11, 21, 7, 16)).posted == []
+    finally:
+        other.engine.dispose()
+    assert len(_digest_posts(world)) == 1
+
+
+def test_snooze_hides_an_image_from_digests_and_updates_shows_who_snoozed_it(
+    world: World,
+) -> None:
+    snoozed = world.simulator.add_image(region="us-east-1", name="Win-Sleepy")
+    awake = world.simulator.add_image(region="us-east-1", name="Win-Awake")
+    digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER)
+    [post] = _digest_posts(world)
+    snooze = world.image_button(post.args, snoozed, "snooze")
+    assert snooze is not None
+    world.user.click(snooze["action_id"], snooze["value"], user_id=OUTSIDER)
+    refused = world.slack.wait_for_response(timeout=10)
+    assert "may not" in blocks_to_text(refused["blocks"])
+
+    world.answer(world.user.click(snooze["action_id"], snooze["value"], user_id=APPROVER))
+
+    digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER)
+    second = blocks_to_text(_digest_posts(world)[-1].args["blocks"])
+    assert awake in second and snoozed not in second
+    assert "1 snoozed" in second
+    listing = blocks_to_text(world.listing()["blocks"])
+    assert snoozed in listing
+    assert f"Snoozed by @{APPROVER} until" in listing
+
+
+def test_the_digest_marks_long_waits_at_the_top_and_in_flight_updates_as_such(
+    world: World,
+) -> None:
+    old = world.simulator.add_image(region="us-east-1", name="Win-Old")
+    busy = world.simulator.add_image(region="us-east-1", name="Win-Busy")
+    world.listing()  # first sighting of both
+    with session_scope(world.services.engine) as session:
+        sighting = session.get(Sighting, f"123456789012:us-east-1:{old}")
+        assert sighting is not None
+        sighting.first_seen_at = utcnow() - timedelta(days=20)
+        session.add(sighting)
+        session.commit()
+    world.answer(world.click(world.approve_button(world.listing(), busy)))
+
+    digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER)
+
+    blocks = _digest_posts(world)[-1].args["blocks"]
+    top = blocks_to_text(blocks[:2])
+    assert "waiting more than 14 days" in top and "Win-Old" in top
+    text = blocks_to_text(blocks)
+    assert "waiting 20 days" in text
+    busy_part = text.split("Win-Busy")[1].split("Win-Old")[0]
+    assert "building" in busy_part
+    assert world.image_button({"blocks": blocks}, busy, "approve") is None
+    assert world.image_button({"blocks": blocks}, old, "approve") is not None
+
+
+def test_a_digest_with_nothing_to_do_is_one_line_or_nothing_when_quiet(world: World) -> None:
+    world.simulator.add_image(region="us-east-1", name="Win-Fine", update_available=False)
+    assert digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER) == 1
+    assert "No WorkSpaces image needs an update" in str(_digest_posts(world)[0].args)
+    quiet = digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER, quiet=True)
+    assert quiet == 0 and len(_digest_posts(world)) == 1
+
+
+def test_posting_to_many_channels_waits_out_rate_limits(world: World) -> None:
+    world.simulator.add_image(region="us-east-1", name="Win-Busy-Channels")
+    channels = [f"C0MANY{n}" for n in range(6)]
+    for channel in channels:
+        _subscribe(world, "subscribe 10:00 UTC", channel_id=channel)
+        _backdate(world, channel, _utc(2026, 11, 20, 9))
+    world.slack.rate_limit("chat.postMessage", times=3, retry_after=1)
+
+    report = run_due(world.services, now=_utc(2026, 11, 20, 10, 1))
+
+    assert len(report.posted) == len(channels) and report.failed == []
+    for channel in channels:
+        assert len(_digest_posts(world, channel)) == 1
+
+
+def test_a_digest_over_1200_images_in_10_regions_breaks_no_limit_and_reaches_every_image(
+    world: World,
+) -> None:
+    regions = [f"eu-test-{n}" for n in range(1, 11)]
+    expected = {
+        world.simulator.add_image(region=region, name=f"Win-{region}-{n}")
+        for region in regions
+        for n in range(120)
+    }
+    settings = world.services.settings.model_copy(update={"regions": regions})
+    services = build_services(settings)
+    url, server = serve(services)
+    try:
+        user = SlackUser(url, SIGNING_SECRET, world.slack)
+        posted = digests.post_digest(services, channel_id="C0BIG", user_id=APPROVER)
+        messages = _digest_posts(world, "C0BIG")
+        assert posted == len(messages) >= 1
+        assert all(m.ok for m in messages)  # the stand-in refuses any Block Kit limit break
+        reached: set[str] = set()
+        for message in messages:
+            for opener in find_buttons(message.args["blocks"]):
+                if not opener["action_id"].startswith("wsimg.open"):
+                    continue
+                result = user.click(opener["action_id"], opener["value"], user_id=APPROVER)
+                page = world.slack.wait_for_response(result.response_url, timeout=30)
+                pages = [page, *_following(world, user, page)]
+                for listed in pages:
+                    text = blocks_to_text(listed["blocks"])
+                    reached |= {i for i in expected if i in text}
+    finally:
+        server.stop()
+        services.engine.dispose()
+    assert reached == expected
+
+
+def _following(world: World, user: SlackUser, page: dict) -> list[dict]:
+    out = []
+    while True:
+        nexts = [
+            b
+            for b in find_buttons(page["blocks"])
+            if b["action_id"].startswith("wsimg.page") and "Next" in b["text"]
+        ]
+        if not nexts:
+            return out
+        result = user.click(nexts[0]["action_id"], nexts[0]["value"], user_id=APPROVER)
+        page = world.slack.wait_for_response(result.response_url, timeout=30)
+        out.append(page)
