@@ -26,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # One line per scheduler run is noise; APScheduler's warnings and errors still show.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # botocore logs where it found the endpoint on every client it makes.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
         return int(args.run(args) or 0)
     except WsimgError as exc:
@@ -47,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--region", help="one configured region only")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(run=_updates)
+
+    digest = sub.add_parser("digest", help="post the digest now (or print it)")
+    digest.add_argument("--channel", help="channel ID (default: WSIMG_DIGEST_CHANNEL)")
+    digest.add_argument("--dry-run", action="store_true", help="print it; post nothing")
+    digest.set_defaults(run=_digest)
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(required=True, metavar="action")
@@ -102,7 +109,9 @@ def _serve(_args: argparse.Namespace) -> int:
 def _worker(_args: argparse.Namespace) -> int:
     from bot.scheduler import build_scheduler
 
-    services = _services(load_settings())
+    settings = load_settings()
+    require(settings.slack_bot_token, "SLACK_BOT_TOKEN")  # it posts follow-ups and digests
+    services = _services(settings)
     scheduler = build_scheduler(services)
     scheduler.start()
     log.info("scheduler running")
@@ -181,6 +190,28 @@ def _as_text(images: list[Any], failures: list[Any]) -> str:
     for failure in failures:
         lines.append(f"\n! could not list {failure.target.region}: {failure.error.user_message}")
     return "\n".join(lines)
+
+
+def _digest(args: argparse.Namespace) -> int:
+    from bot import blocks, digests
+    from bot.render import blocks_to_text
+
+    settings = load_settings()
+    services = _services(settings)
+    channel = args.channel or settings.digest_channel
+    if args.dry_run:
+        report = digests.build_digest(services, user_id="cli", channel_id=channel)
+        for message in blocks.digest(report) or [blocks.text_message("(quiet: nothing to post)")]:
+            print(blocks_to_text(message["blocks"]))
+            print()
+        return 0
+    if not channel:
+        print("wsimg: name a channel with --channel or WSIMG_DIGEST_CHANNEL.", file=sys.stderr)
+        return 2
+    require(settings.slack_bot_token, "SLACK_BOT_TOKEN")
+    posted = digests.post_digest(services, channel_id=channel, user_id="cli")
+    print(f"posted {posted} message(s) to {channel}")
+    return 0
 
 
 def _db_upgrade(_args: argparse.Namespace) -> int:

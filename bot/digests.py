@@ -138,6 +138,7 @@ def _save(
         )
         subscription.cron, subscription.timezone = schedule.cron, schedule.timezone
         subscription.quiet, subscription.active = schedule.quiet, True
+        subscription.source = source
         subscription = crud.save_subscription(session=session, subscription=subscription)
         crud.record_event(
             session=session,
@@ -167,14 +168,21 @@ def unsubscribe(services: Services, *, channel_id: str, user_id: str) -> Subscri
 
 
 def ensure_default_subscription(services: Services) -> None:
-    """WSIMG_DIGEST_CHANNEL subscribes that channel, once; a later unsubscribe is respected."""
+    """WSIMG_DIGEST_CHANNEL subscribes that channel once. A changed WSIMG_DIGEST_CRON or
+    WSIMG_TIMEZONE updates it on the next start, unless someone changed or stopped the
+    subscription from Slack since: what was said in Slack wins."""
     settings = services.settings
     if not settings.digest_channel:
         return
-    with session_scope(services.engine) as session:
-        if crud.get_subscription(session=session, channel_id=settings.digest_channel):
-            return
     schedule = parse_schedule([], default_cron=settings.digest_cron, default_zone=settings.timezone)
+    with session_scope(services.engine) as session:
+        found = crud.get_subscription(session=session, channel_id=settings.digest_channel)
+    if found is not None and (
+        found.source != "env"
+        or not found.active
+        or (found.cron, found.timezone) == (schedule.cron, schedule.timezone)
+    ):
+        return
     try:
         _save(
             services,

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
 from storage.db import make_engine, schema_status
 
@@ -73,7 +75,30 @@ def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None
         assert f"database at revision {head}" in result.stdout
 
 
-def test_serve_without_a_token_says_what_is_missing(tmp_path: Path) -> None:
-    result = _wsimg("serve", env=_clean_env(DATABASE_URL=f"sqlite:///{tmp_path}/x.db"))
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_and_worker_without_a_token_say_what_is_missing(tmp_path: Path, command: str) -> None:
+    result = _wsimg(command, env=_clean_env(DATABASE_URL=f"sqlite:///{tmp_path}/x.db"))
     assert result.returncode == 2
     assert "SLACK_BOT_TOKEN is not set" in result.stderr
+
+
+def test_digest_dry_run_prints_the_digest_without_slack(tmp_path: Path) -> None:
+    with WorkSpacesSimulator() as simulator:
+        win = simulator.add_image(region="us-east-1", name="Win-Morning")
+        simulator.add_image(region="us-east-1", name="Current", update_available=False)
+        env = _clean_env(
+            **simulator.environment(),
+            WSIMG_REGIONS="us-east-1",
+            DATABASE_URL=f"sqlite:///{tmp_path}/wsimg.db",
+            SLACK_API_URL="http://127.0.0.1:9/api/",  # nothing listens: any Slack call fails
+        )
+        result = _wsimg("digest", "--dry-run", env=env)
+        without_channel = _wsimg("digest", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "WorkSpaces image digest — 1 image has a WorkSpaces update available" in result.stdout
+    assert "Win-Morning" in result.stdout and win in result.stdout
+    assert "[ Approve ]" in result.stdout and "[ Snooze 7 days ]" in result.stdout
+    assert "Current" not in result.stdout
+    assert without_channel.returncode == 2
+    assert "--channel or WSIMG_DIGEST_CHANNEL" in without_channel.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from sqlmodel import select
 from bot import digests
 from bot.digests import Schedule, due_slots, run_due
 from bot.fakes.slack import SlackUser, blocks_to_text, find_buttons
-from bot.services import build_services
+from bot.services import Services, build_services
 from storage import crud
 from storage.db import session_scope
 from storage.models import DigestSlot, Sighting, Subscription, utcnow
@@ -271,3 +272,37 @@ def _following(world: World, user: SlackUser, page: dict) -> list[dict]:
         result = user.click(nexts[0]["action_id"], nexts[0]["value"], user_id=APPROVER)
         page = world.slack.wait_for_response(result.response_url, timeout=30)
         out.append(page)
+
+
+def _with_env(world: World, **update: object) -> Services:
+    settings = world.services.settings.model_copy(update=update)
+    return dataclasses.replace(world.services, settings=settings)
+
+
+def test_the_default_subscription_follows_the_environment_unless_slack_changed_it(
+    world: World,
+) -> None:
+    start = _with_env(world, digest_channel="C0DEFAULT", digest_cron="0 9 * * *", timezone=BERLIN)
+    digests.ensure_default_subscription(start)
+    digests.ensure_default_subscription(start)  # a second process starting: no second row
+    first = _subscription(world, "C0DEFAULT")
+    assert first is not None and (first.cron, first.timezone, first.source) == (
+        "0 9 * * *",
+        BERLIN,
+        "env",
+    )
+
+    redeployed = _with_env(world, digest_channel="C0DEFAULT", digest_cron="0 7 * * 1-5")
+    digests.ensure_default_subscription(redeployed)
+    changed = _subscription(world, "C0DEFAULT")
+    assert changed is not None and changed.cron == "0 7 * * 1-5"
+
+    _subscribe(world, "subscribe 10:15 UTC", channel_id="C0DEFAULT")
+    digests.ensure_default_subscription(start)
+    kept = _subscription(world, "C0DEFAULT")
+    assert kept is not None and (kept.cron, kept.timezone) == ("15 10 * * *", "UTC")
+
+    world.answer(world.command("unsubscribe", channel_id="C0DEFAULT"))
+    digests.ensure_default_subscription(redeployed)
+    stopped = _subscription(world, "C0DEFAULT")
+    assert stopped is not None and not stopped.active
