@@ -23,15 +23,14 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from bot.fakes.slack import (
-    RULE,
     STALE_SECONDS,
     SlackUser,
     SlackWebAPI,
-    blocks_to_text,
     find_buttons,
     render_transcript,
     validate_blocks,
 )
+from bot.render import RULE, blocks_to_text
 
 TOKEN = "xoxb-test"
 SECRET = "signing-secret-for-tests"
