@@ -1,71 +1,24 @@
-"""`wsimg serve` as a real process: it serves Slack over HTTP, and a follow-up survives a kill."""
+"""`wsimg serve` and `wsimg worker` as real processes: a follow-up survives a kill, and
+several processes on one database post each digest slot once."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, col, select
 
 from bot.fakes.slack import SlackUser, SlackWebAPI
-from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
+from bot.fakes.workspaces import WorkSpacesSimulator
+from storage.db import make_engine
+from storage.models import DigestSlot, Subscription
 from tests.conftest import APPROVER, BOT_TOKEN, SIGNING_SECRET
-
-STARTUP_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServeProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = int(env["PORT"])
-
-    def start(self) -> ServeProcess:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "serve"], env=self.env, stdout=out, stderr=out
-            )
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.port}/healthz", timeout=1
-                ) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"wsimg serve did not start:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=15)
-
-    @property
-    def events_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/slack/events"
+from tests.postgres import PostgresServer
+from tests.processes import WsimgProcess, process_env
 
 
 @pytest.fixture
@@ -74,20 +27,7 @@ def fake_world(tmp_path: Path) -> Iterator[tuple[WorkSpacesSimulator, SlackWebAP
         WorkSpacesSimulator(pending_seconds=3600) as simulator,
         SlackWebAPI(bot_token=BOT_TOKEN) as slack,
     ):
-        env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
-        env.update(simulator.environment())
-        env.update(
-            SLACK_BOT_TOKEN=BOT_TOKEN,
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=slack.api_url,
-            DATABASE_URL=f"sqlite:///{tmp_path}/wsimg.db",
-            WSIMG_REGIONS="us-east-1",
-            WSIMG_APPROVERS=APPROVER,
-            WSIMG_POLL_SECONDS="1",
-            PORT=str(_free_port()),
-        )
-        env.pop("SLACK_APP_TOKEN", None)
-        yield simulator, slack, env
+        yield simulator, slack, process_env(simulator, slack, f"sqlite:///{tmp_path}/wsimg.db")
 
 
 def test_follow_up_arrives_after_a_kill_while_pending_without_a_second_create(
@@ -95,7 +35,7 @@ def test_follow_up_arrives_after_a_kill_while_pending_without_a_second_create(
 ) -> None:
     simulator, slack, env = fake_world
     image = simulator.add_image(region="us-east-1", name="Win-Survivor")
-    first = ServeProcess(env, tmp_path / "serve.log").start()
+    first = WsimgProcess("serve", env, tmp_path / "serve.log").start().wait_ready()
     user = SlackUser(first.events_url, SIGNING_SECRET, slack)
 
     asked = user.command("updates", user_id=APPROVER)
@@ -113,7 +53,7 @@ def test_follow_up_arrives_after_a_kill_while_pending_without_a_second_create(
     assert simulator.count("CreateUpdatedWorkspaceImage") == 1
 
     simulator.complete_pending()
-    second = ServeProcess(env, tmp_path / "serve.log").start()
+    second = WsimgProcess("serve", env, tmp_path / "serve.log").start().wait_ready()
     try:
         reply = slack.wait_for(
             lambda c: c.method == "chat.postMessage" and bool(c.args.get("thread_ts")), timeout=30
@@ -124,3 +64,73 @@ def test_follow_up_arrives_after_a_kill_while_pending_without_a_second_create(
     assert "AVAILABLE" in json.dumps(reply.args)
     assert simulator.count("CreateUpdatedWorkspaceImage") == 1
     assert image in json.dumps(reply.args)
+
+
+DIGEST_MINUTES = 3
+# A due slot is posted by the next 15-second tick of any process; this bounds how late.
+POST_WITHIN = timedelta(seconds=25)
+
+
+def test_three_processes_post_each_digest_slot_exactly_once_on_sqlite_and_postgresql(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Two `wsimg serve` and one `wsimg worker` per database, a digest every minute, three
+    minutes: every slot is posted, and only once. Both databases run at the same time."""
+    databases = {
+        "C0SQLITE": f"sqlite:///{tmp_path}/digest.db",
+        "C0POSTGRES": postgres_server.create_database(),
+    }
+    with (
+        WorkSpacesSimulator(pending_seconds=3600) as simulator,
+        SlackWebAPI(bot_token=BOT_TOKEN) as slack,
+    ):
+        image = simulator.add_image(region="us-east-1", name="Win-Every-Minute")
+        processes = [
+            WsimgProcess(
+                command,
+                process_env(
+                    simulator,
+                    slack,
+                    url,
+                    WSIMG_DIGEST_CHANNEL=channel,
+                    WSIMG_DIGEST_CRON="* * * * *",
+                    WSIMG_TIMEZONE="UTC",
+                ),
+                tmp_path / f"{channel}-{n}-{command}.log",
+            ).start()
+            for channel, url in databases.items()
+            for n, command in enumerate(("serve", "serve", "worker"))
+        ]
+        try:
+            for process in processes:
+                process.wait_ready()
+            time.sleep(DIGEST_MINUTES * 60 + POST_WITHIN.total_seconds())
+        finally:
+            codes = [process.stop() for process in processes]
+        stopped = datetime.now(UTC)
+        posts = slack.calls_to("chat.postMessage")
+
+    assert codes == [0] * len(processes)
+    for channel, url in databases.items():
+        engine = make_engine(url)
+        with Session(engine) as session:
+            [subscription] = session.exec(select(Subscription)).all()
+            slots = session.exec(select(DigestSlot).order_by(col(DigestSlot.slot_at))).all()
+        engine.dispose()
+        due = _minutes_between(subscription.updated_at, stopped - POST_WITHIN)
+        assert len(due) >= DIGEST_MINUTES, channel
+        assert [slot.slot_at for slot in slots][: len(due)] == due, channel
+        assert all(slot.state == "posted" and slot.messages == 1 for slot in slots), slots
+        in_channel = [post for post in posts if post.args.get("channel") == channel]
+        assert len(in_channel) == len(slots), channel
+        assert all(image in json.dumps(post.args) for post in in_channel)
+
+
+def _minutes_between(after: datetime, until: datetime) -> list[datetime]:
+    """Every whole minute m with after < m <= until."""
+    minute = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    found = []
+    while minute <= until:
+        found.append(minute)
+        minute += timedelta(minutes=1)
+    return found
