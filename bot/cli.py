@@ -96,7 +96,9 @@ def _serve(_args: argparse.Namespace) -> int:
             _wait_for_signal()
             handler.close()
         else:
-            server = make_server(WsgiApp(app, services.engine), port=settings.port)
+            secret = require(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
+            wsgi = WsgiApp(app, services.engine, signing_secret=secret)
+            server = make_server(wsgi, port=settings.port)
             log.info("serving HTTP on port %s", server.port)
             signal.signal(signal.SIGTERM, lambda *_: server.stop())
             server.run()

@@ -51,7 +51,9 @@ def run_demo() -> int:
         services = build_services(settings)
         ensure_schema(services.engine)
         server = make_server(
-            WsgiApp(build_app(settings, services), services.engine), host="127.0.0.1", port=0
+            WsgiApp(build_app(settings, services), services.engine, signing_secret=signing_secret),
+            host="127.0.0.1",
+            port=0,
         ).start()
         scheduler = build_scheduler(services)
         scheduler.start()

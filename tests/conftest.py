@@ -190,7 +190,9 @@ class World:
 
 def serve(services: Services) -> tuple[str, Server]:
     app = build_app(services.settings, services)
-    server = make_server(WsgiApp(app, services.engine), host="127.0.0.1", port=0).start()
+    server = make_server(
+        WsgiApp(app, services.engine, signing_secret=SIGNING_SECRET), host="127.0.0.1", port=0
+    ).start()
     return f"http://127.0.0.1:{server.port}/slack/events", server
 
 

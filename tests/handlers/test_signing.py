@@ -70,3 +70,38 @@ def test_healthz_answers_when_the_database_does(world: World) -> None:
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback URL)
         assert response.status == 200
         assert json.loads(response.read()) == {"ok": True, "database": "ok"}
+
+
+MALFORMED = {
+    "not-form": b"\xff\xfe{{{not a form",
+    "payload-not-json": b"payload=%7Bnot+json",
+    "payload-a-list": b"payload=%5B1%2C2%5D",
+    "json-body": b'{"type": "url_verification"',
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
+@pytest.mark.parametrize(
+    "how",
+    [{"sign": False}, {"sign": False, "timestamp": "soon"}, {"signature": "v0=nonsense"}],
+    ids=["unsigned", "bad-timestamp", "bad-signature"],
+)
+def test_malformed_unsigned_bodies_get_401_not_a_server_error(
+    world: World, body: bytes, how: dict
+) -> None:
+    result = world.user.post(body, **how)
+    assert result.status == 401
+    _nothing_changed(world)
+
+
+@pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_signed_bodies_get_a_client_error_and_change_nothing(
+    world: World, body: bytes
+) -> None:
+    result = world.user.post(body)
+    assert result.status < 500  # 400, or 401 for bytes Slack never signs (not UTF-8)
+    time.sleep(0.2)
+    _nothing_changed(world)
+    # and the app still serves
+    assert world.listing()["blocks"]
