@@ -6,6 +6,7 @@ response_url, which expires after 30 minutes and a handful of uses.
 
 from __future__ import annotations
 
+import enum
 import logging
 
 from slack_sdk import WebClient
@@ -15,6 +16,28 @@ from bot import blocks
 from storage.models import UpdateRequest
 
 log = logging.getLogger(__name__)
+
+# Slack errors no retry can fix: the follow-up goes elsewhere or is given up.
+UNDELIVERABLE = frozenset(
+    {
+        "channel_not_found",
+        "is_archived",
+        "not_in_channel",
+        "thread_not_found",
+        "message_not_found",
+        "cannot_reply_to_message",
+        "restricted_action",
+        "user_not_found",
+        "user_disabled",
+        "account_inactive",
+    }
+)
+
+
+class Delivery(enum.Enum):
+    posted = "posted"
+    undeliverable = "undeliverable"
+    retry = "retry"
 
 
 class Notifier:
@@ -33,6 +56,9 @@ class Notifier:
             except SlackApiError as exc:
                 log.warning("could not post to %s: %s", channel, exc.response.get("error"))
                 continue
+            except OSError as exc:
+                log.warning("could not reach Slack: %s", type(exc).__name__)
+                continue
             return response["channel"], response["ts"]
         return None
 
@@ -46,20 +72,30 @@ class Notifier:
             )
         except SlackApiError as exc:
             log.warning("could not update announcement: %s", exc.response.get("error"))
+        except OSError as exc:
+            log.warning("could not reach Slack: %s", type(exc).__name__)
 
-    def follow_up(self, request: UpdateRequest) -> bool:
-        """Reply in the announcement's thread (or DM the approver if there is none)."""
+    def follow_up(self, request: UpdateRequest) -> Delivery:
+        """Reply in the announcement's thread; where that can never work (channel archived or
+        gone, bot removed), DM the approver instead. A passing failure is retried later."""
         message = blocks.followup(request)
+        targets = []
         if request.channel_id and request.message_ts:
-            target = {"channel": request.channel_id, "thread_ts": request.message_ts}
-        elif request.approved_by:
-            target = {"channel": request.approved_by}
-        else:
-            log.warning("request %s has nowhere to post its follow-up", request.short_id)
-            return True  # retrying could never succeed
-        try:
-            self._client.chat_postMessage(**target, **message)
-        except SlackApiError as exc:
-            log.warning("could not post follow-up: %s", exc.response.get("error"))
-            return False
-        return True
+            targets.append({"channel": request.channel_id, "thread_ts": request.message_ts})
+        if request.approved_by:
+            targets.append({"channel": request.approved_by})
+        for target in targets:
+            try:
+                self._client.chat_postMessage(**target, **message)
+            except SlackApiError as exc:
+                error = str(exc.response.get("error"))
+                log.warning("could not post follow-up to %s: %s", target["channel"], error)
+                if error not in UNDELIVERABLE:
+                    return Delivery.retry
+                continue
+            except OSError as exc:  # Slack unreachable: the next poll tries again
+                log.warning("could not reach Slack for a follow-up: %s", type(exc).__name__)
+                return Delivery.retry
+            return Delivery.posted
+        log.warning("request %s: no place will take its follow-up", request.short_id)
+        return Delivery.undeliverable

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -21,6 +22,7 @@ from bot import blocks
 from bot.errors import AwsError, WsimgError
 from bot.gateway import Image
 from bot.naming import update_tags, updated_image_description, updated_image_name
+from bot.notify import Delivery
 from bot.services import Services
 from storage import crud
 from storage.db import session_scope
@@ -39,9 +41,12 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 # A request left in `approved` or `submitting` longer than this is taken to be orphaned by a
-# process that died; botocore gives up on one call well within it (30 s read timeout x 5 tries
-# is the worst case, and the poller runs after that).
-ORPHAN_AFTER = timedelta(minutes=3)
+# process that died. It must outlast the slowest call the gateway can make: 5 attempts x
+# (5 s connect + 30 s read timeouts) plus at most 20 s back-off between them, about 4.5
+# minutes, after an STS AssumeRole bounded the same way.
+ORPHAN_AFTER = timedelta(minutes=15)
+# Describe can miss an image created a moment ago; only after this is it taken as gone.
+NOT_FOUND_GRACE = timedelta(minutes=5)
 SYSTEM = "wsimg"
 
 
@@ -448,12 +453,26 @@ class PollReport:
 
 
 def poll(services: Services) -> PollReport:
-    """One pass of the follow-up job. Safe to run in several processes at once."""
+    """One pass of the follow-up job. Safe to run in several processes at once.
+
+    Each request (and each region's check) is handled on its own: one that fails, however it
+    fails, is logged and retried on the next pass and does not hold up the others.
+    """
     report = PollReport()
     _resume_orphans(services, report)
     _check_pending(services, report)
     _post_followups(services, report)
     return report
+
+
+@contextmanager
+def _on_its_own(what: str) -> Iterator[None]:
+    try:
+        yield
+    except WsimgError as exc:
+        log.warning("%s failed: %s", what, exc.user_message)
+    except Exception:
+        log.exception("%s failed", what)
 
 
 def _resume_orphans(services: Services, report: PollReport) -> None:
@@ -464,10 +483,11 @@ def _resume_orphans(services: Services, report: PollReport) -> None:
         )
     for request in orphans:
         report.resumed += 1
-        if request.state == State.approved:
-            submit(services, request_id=request.id)
-        else:
-            _reconcile_submitting(services, request, cutoff)
+        with _on_its_own(f"resuming request {request.short_id}"):
+            if request.state == State.approved:
+                submit(services, request_id=request.id)
+            else:
+                _reconcile_submitting(services, request, cutoff)
 
 
 def _reconcile_submitting(services: Services, request: UpdateRequest, cutoff: datetime) -> None:
@@ -532,7 +552,7 @@ def _check_pending(services: Services, report: PollReport) -> None:
             images = services.gateway.describe_images(
                 account_id=account_id, region=region, image_ids=list(requests)
             )
-        except AwsError as exc:
+        except WsimgError as exc:
             log.warning("could not check pending images in %s: %s", region, exc.user_message)
             continue
         report.checked += len(requests)
@@ -541,7 +561,15 @@ def _check_pending(services: Services, report: PollReport) -> None:
             image = found.get(image_id)
             if image is not None and image.state == "PENDING":
                 continue
-            report.finished += _finish(services, request, image)
+            if image is None and not _long_gone(request):
+                continue  # a brand-new image can be missing from Describe for a moment
+            with _on_its_own(f"finishing request {request.short_id}"):
+                report.finished += _finish(services, request, image)
+
+
+def _long_gone(request: UpdateRequest) -> bool:
+    since = request.submitted_at or request.updated_at
+    return since is None or utcnow() - since > NOT_FOUND_GRACE
 
 
 def _finish(services: Services, request: UpdateRequest, image: Image | None) -> int:
@@ -583,14 +611,29 @@ def _post_followups(services: Services, report: PollReport) -> None:
     with session_scope(services.engine) as session:
         due = crud.followups_due(session=session, stale_before=stale)
     for request in due:
-        with session_scope(services.engine) as session:
-            if not crud.claim_followup(session=session, request_id=request.id, stale_before=stale):
-                continue
-        posted = services.notifier.follow_up(request)
-        services.notifier.refresh(request)
-        with session_scope(services.engine) as session:
-            crud.finish_followup(session=session, request_id=request.id, posted=posted)
-        report.followups += int(posted)
+        with _on_its_own(f"follow-up of request {request.short_id}"):
+            report.followups += _follow_up(services, request, stale)
+
+
+def _follow_up(services: Services, request: UpdateRequest, stale: datetime) -> int:
+    with session_scope(services.engine) as session:
+        if not crud.claim_followup(session=session, request_id=request.id, stale_before=stale):
+            return 0
+    delivery = services.notifier.follow_up(request)
+    services.notifier.refresh(request)
+    with session_scope(services.engine) as session:
+        crud.finish_followup(
+            session=session, request_id=request.id, posted=delivery is not Delivery.retry
+        )
+        if delivery is Delivery.undeliverable:
+            crud.record_event(
+                session=session,
+                kind="followup_undeliverable",
+                actor=SYSTEM,
+                request_id=request.id,
+                detail={"channel": request.channel_id, "approver": request.approved_by},
+            )
+    return int(delivery is Delivery.posted)
 
 
 # --- what happened: status and history --------------------------------------------------------

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import select
 
-from bot.updates import ORPHAN_AFTER
+from bot.updates import NOT_FOUND_GRACE, ORPHAN_AFTER
 from storage import crud
 from storage.db import session_scope
 from storage.models import State, UpdateRequest, utcnow
-from tests.conftest import World
+from tests.conftest import APPROVER, World
 
 
 def _approve(world: World, image: str) -> UpdateRequest:
@@ -71,10 +73,23 @@ def test_pending_images_are_described_in_batches_of_25(world: World) -> None:
     assert sorted(len(c.params["ImageIds"]) for c in describes) == [5, 25]
 
 
-def test_a_deleted_image_ends_the_request_in_error(world: World) -> None:
+def _backdate_submission(world: World, request_id: str, by: timedelta) -> None:
+    with session_scope(world.services.engine) as session:
+        request = crud.get_request(session=session, request_id=request_id)
+        assert request is not None and request.submitted_at is not None
+        request.submitted_at -= by
+        session.add(request)
+        session.commit()
+
+
+def test_a_deleted_image_ends_the_request_in_error_once_it_is_not_new(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Gone")
     request = _approve(world, image)
     world.simulator.remove_image(request.new_image_id)
+    world.poll()  # just created: Describe may not list it yet, so no verdict
+    assert _reload(world, request.id).state == State.pending
+
+    _backdate_submission(world, request.id, NOT_FOUND_GRACE * 2)
     world.poll()
     final = _reload(world, request.id)
     assert final.state == State.error
@@ -104,3 +119,63 @@ def test_a_request_orphaned_in_submitting_is_found_by_its_name_not_created_again
     final = _reload(world, request.id)
     assert final.state == State.pending
     assert final.new_image_id == request.new_image_id
+
+
+def test_a_thread_that_can_never_take_the_follow_up_sends_it_to_the_approver(
+    world: World,
+) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Archived")
+    request = _approve(world, image)
+    world.simulator.complete_pending()
+    world.slack.fail("chat.postMessage", "is_archived")
+
+    assert world.poll().followups == 1
+    [dm] = [c for c in world.slack.calls_to("chat.postMessage") if c.args["channel"] == APPROVER]
+    assert request.new_image_id in str(dm.args) and "AVAILABLE" in str(dm.args)
+    assert world.poll().followups == 0
+
+
+def test_a_follow_up_no_one_can_take_is_recorded_and_not_retried_forever(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Nowhere")
+    request = _approve(world, image)
+    world.simulator.complete_pending()
+    world.slack.fail("chat.postMessage", "channel_not_found", times=2)
+
+    assert world.poll().followups == 0
+    calls = len(world.slack.calls_to("chat.postMessage"))
+    world.poll()
+    assert len(world.slack.calls_to("chat.postMessage")) == calls
+    with session_scope(world.services.engine) as session:
+        kinds = [e.kind for e in crud.events(session=session, request_id=request.id)]
+    assert "followup_undeliverable" in kinds
+
+
+def test_a_passing_slack_failure_is_retried_on_the_next_poll(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Retry")
+    request = _approve(world, image)
+    world.simulator.complete_pending()
+    world.slack.fail("chat.postMessage", "internal_error")
+
+    assert world.poll().followups == 0
+    assert world.poll().followups == 1
+    [reply] = world.slack.thread(request.channel_id, request.message_ts)
+    assert "AVAILABLE" in str(reply.blocks)
+
+
+def test_a_region_that_fails_does_not_hold_up_the_follow_ups_of_another(world: World) -> None:
+    east = world.simulator.add_image(region="us-east-1", name="Win-East")
+    west = world.simulator.add_image(region="eu-west-1", name="Win-West")
+    _approve(world, east)
+    button = world.approve_button(world.listing(), west)
+    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
+    world.simulator.complete_pending()
+    world.simulator.deny("DescribeWorkspaceImages", region="us-east-1")
+
+    report = world.poll()
+
+    assert report.finished == 1 and report.followups == 1
+    with session_scope(world.services.engine) as session:
+        states = {r.region: r.state for r in session.exec(select(UpdateRequest))}
+    assert states == {"us-east-1": State.pending, "eu-west-1": State.available}
+    world.simulator.allow("DescribeWorkspaceImages")
+    assert world.poll().followups == 1
