@@ -334,6 +334,7 @@ def status_line(request: UpdateRequest) -> str:
 
 
 def announcement(request: UpdateRequest) -> Message:
+    name = escape(request.source_image_name)
     head = (
         f"<@{request.approved_by}> approved the WorkSpaces update of "
         f"*{escape(request.source_image_name)}* `{request.source_image_id}` in "
@@ -346,7 +347,7 @@ def announcement(request: UpdateRequest) -> Message:
     if request.state == State.pending:
         lines.append("I will reply in this thread when it is AVAILABLE or ERROR.")
     return {
-        "text": f"Update of {request.source_image_name} approved by <@{request.approved_by}>",
+        "text": f"Update of {name} approved by <@{request.approved_by}>",
         "blocks": [section("\n".join(lines)), context(f"Request `{request.short_id}`")],
     }
 
@@ -387,7 +388,8 @@ def status(statuses: Sequence[Status]) -> Message:
     if not statuses:
         return text_message("No WorkSpaces image update is in flight.")
     out: list[Block] = []
-    for item in statuses[: MAX_BLOCKS // 2]:
+    shown = (MAX_BLOCKS - 1) // 2  # two blocks each, and one for the "more" line
+    for item in statuses[:shown]:
         request = item.request
         out.append(
             section(
@@ -401,8 +403,8 @@ def status(statuses: Sequence[Status]) -> Message:
         )
         if trail:
             out.append(context(escape(trail)))
-    if len(statuses) > MAX_BLOCKS // 2:
-        out.append(context(f"…and {len(statuses) - MAX_BLOCKS // 2} more: ask for one by id."))
+    if len(statuses) > shown:
+        out.append(context(f"…and {len(statuses) - shown} more: ask for one by id."))
     return {"text": f"{len(statuses)} update request(s)", "blocks": out}
 
 

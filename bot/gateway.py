@@ -71,13 +71,16 @@ class Image:
 
     @property
     def updatable(self) -> bool:
-        """Whether CreateUpdatedWorkspaceImage can work on this kind of image at all."""
-        return self.platform == "WINDOWS"
+        """Whether CreateUpdatedWorkspaceImage can work on this image now: a Windows image
+        that is AVAILABLE (anything else is refused with InvalidResourceState)."""
+        return self.platform == "WINDOWS" and self.state == "AVAILABLE"
 
     @property
     def not_updatable_reason(self) -> str | None:
         if self.updatable:
             return None
+        if self.platform == "WINDOWS":
+            return f"The image is {self.state}; it can be updated once it is AVAILABLE."
         if self.platform == "LINUX":
             return "Linux images cannot be updated by the API; update it by hand."
         return (

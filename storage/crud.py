@@ -92,7 +92,7 @@ def find_request(*, session: Session, id_or_prefix: str) -> UpdateRequest | None
     query = (
         select(UpdateRequest)
         .where(
-            col(UpdateRequest.id).startswith(id_or_prefix)
+            col(UpdateRequest.id).startswith(id_or_prefix, autoescape=True)
             | (UpdateRequest.new_image_id == id_or_prefix)
             | (UpdateRequest.source_image_id == id_or_prefix)
         )

@@ -539,14 +539,14 @@ def test_error_sentences_never_carry_secrets() -> None:
 # -- the Image value -------------------------------------------------------------------------
 
 
-def image(platform: str | None) -> Image:
+def image(platform: str | None, state: str = "AVAILABLE") -> Image:
     return Image(
         account_id=DEFAULT_ACCOUNT,
         region=EAST,
         image_id="wsi-abcdefghi",
         name="n",
         description=None,
-        state="AVAILABLE",
+        state=state,
         platform=platform,
         update_available=True,
         update_description="updates",
@@ -562,3 +562,11 @@ def test_only_windows_images_are_updatable_and_others_say_why() -> None:
     )
     assert not image(None).updatable
     assert "by hand" in (image(None).not_updatable_reason or "")
+
+
+@pytest.mark.parametrize("state", ["PENDING", "ERROR"])
+def test_a_windows_image_that_is_not_available_is_not_offered_and_says_why(state: str) -> None:
+    assert not image("WINDOWS", state).updatable
+    assert image("WINDOWS", state).not_updatable_reason == (
+        f"The image is {state}; it can be updated once it is AVAILABLE."
+    )
