@@ -403,6 +403,7 @@ class WorkSpacesSimulator:
         self._denied: set[tuple[str, str | None, str | None]] = set()
         self._holds: dict[str, Hold] = {}
         self._build_failures: dict[str, tuple[str, str]] = {}
+        self._lost: dict[str, int] = {}
         self._model = botocore.session.get_session().get_service_model("workspaces")
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -649,6 +650,12 @@ class WorkSpacesSimulator:
             previous.release()
         return hold
 
+    def lose_response(self, operation: str, times: int = 1) -> None:
+        """Carry out the next ``times`` calls of ``operation``, then answer each with a 500,
+        as if the reply had been lost on the way: the caller cannot tell it worked."""
+        with self._lock:
+            self._lost[operation] = self._lost.get(operation, 0) + times
+
     def fail_build(self, source_image_id: str, code: str, message: str) -> None:
         """Updates of ``source_image_id`` started from now on end in ERROR with code/message."""
         with self._lock:
@@ -773,6 +780,11 @@ class WorkSpacesSimulator:
         with self._lock:
             self._settle()
             result = handler(params, account, region)
+            lost = self._lost.get(operation, 0) > 0
+            if lost:
+                self._lost[operation] -= 1
+        if lost:
+            raise SimulatorError("InternalFailure", "The reply was lost.", status=500)
         return _json_response(result)
 
     def _op_DescribeWorkspaceImages(self, params: dict, account: str, region: str) -> dict:

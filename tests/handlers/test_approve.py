@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from bot.fakes.slack import validate_blocks
 from bot.naming import TAG_APPROVED_BY, TAG_REQUEST_ID, TAG_SOURCE_IMAGE_ID
+from bot.render import blocks_to_text
 from storage.db import session_scope
 from storage.models import Event, State, UpdateRequest
 from tests.conftest import APPROVER, GROUP_MEMBER, OUTSIDER, World
@@ -181,3 +182,24 @@ def test_throttling_is_retried_and_then_explained(world: World) -> None:
     assert failed.state == State.failed
     assert failed.error_code == "Throttling"
     assert "throttling" in failed.error_message.lower()
+    announcement = world.slack.message(failed.channel_id, failed.message_ts)
+    assert failed.error_message in blocks_to_text(announcement.blocks)
+
+
+def test_a_create_whose_reply_was_lost_is_found_by_its_name_not_made_twice(
+    world: World,
+) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Lost-Reply")
+    world.simulator.lose_response("CreateUpdatedWorkspaceImage")
+
+    _approve(world, image)
+
+    [request] = _requests(world)
+    assert request.state == State.pending
+    made = [i for i in world.simulator.images() if i["Name"] == request.new_image_name]
+    assert [i["ImageId"] for i in made] == [request.new_image_id]
+    # botocore retried the 500; the retry met our own Name and was not a second image
+    assert len(_creates(world)) == 2
+    assert "building" in blocks_to_text(
+        world.slack.message(request.channel_id, request.message_ts).blocks
+    )
