@@ -421,13 +421,14 @@ def _fail(services: Services, request: UpdateRequest, exc: AwsError) -> UpdateRe
             error_code=exc.code,
             error_message=exc.user_message,
         )
-        crud.record_event(
-            session=session,
-            kind="api_error",
-            actor=SYSTEM,
-            request_id=request.id,
-            detail={"code": exc.code, "message": exc.aws_message, "action": exc.action},
-        )
+        if moved:  # else another process settled the request; its record stands
+            crud.record_event(
+                session=session,
+                kind="api_error",
+                actor=SYSTEM,
+                request_id=request.id,
+                detail={"code": exc.code, "message": exc.aws_message, "action": exc.action},
+            )
     request = _reload(services, request.id)
     if moved:
         services.notifier.refresh(request)
@@ -625,14 +626,9 @@ def _follow_up(services: Services, request: UpdateRequest, stale: datetime) -> i
         crud.finish_followup(
             session=session, request_id=request.id, posted=delivery is not Delivery.retry
         )
-        if delivery is Delivery.undeliverable:
-            crud.record_event(
-                session=session,
-                kind="followup_undeliverable",
-                actor=SYSTEM,
-                request_id=request.id,
-                detail={"channel": request.channel_id, "approver": request.approved_by},
-            )
+    if delivery is Delivery.undeliverable:
+        detail = {"channel": request.channel_id, "approver": request.approved_by}
+        _event(services, request.id, "followup_undeliverable", detail)
     return int(delivery is Delivery.posted)
 
 

@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.models import (
-    IN_FLIGHT,
     TERMINAL,
     DigestSlot,
     Event,
@@ -181,11 +180,6 @@ def requests_in(
 def recent_requests(*, session: Session, limit: int) -> list[UpdateRequest]:
     query = select(UpdateRequest).order_by(col(UpdateRequest.created_at).desc()).limit(limit)
     return list(session.exec(query))
-
-
-def in_flight_count(*, session: Session) -> int:
-    query = select(func.count()).where(col(UpdateRequest.state).in_([s.value for s in IN_FLIGHT]))
-    return session.exec(query).one()
 
 
 def followups_due(*, session: Session, stale_before: datetime) -> list[UpdateRequest]:

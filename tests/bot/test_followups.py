@@ -27,6 +27,19 @@ def _reload(world: World, request_id: str) -> UpdateRequest:
     return request
 
 
+def _rewind(world: World, request_id: str, to: State, **values: object) -> None:
+    """Move a pending request back to `to`, last touched long enough ago to be an orphan."""
+    with session_scope(world.services.engine) as session:
+        assert crud.transition(
+            session=session,
+            request_id=request_id,
+            from_states=[State.pending],
+            to=to,
+            updated_at=utcnow() - ORPHAN_AFTER * 2,
+            **values,
+        )
+
+
 def test_available_follow_up_names_the_new_image_in_the_approval_thread(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Follow")
     request = _approve(world, image)
@@ -102,15 +115,7 @@ def test_a_request_orphaned_in_submitting_is_found_by_its_name_not_created_again
     image = world.simulator.add_image(region="us-east-1", name="Win-Orphan")
     request = _approve(world, image)
     # Rewind the row to how a crash right after the AWS call would have left it.
-    with session_scope(world.services.engine) as session:
-        crud.transition(
-            session=session,
-            request_id=request.id,
-            from_states=[State.pending],
-            to=State.submitting,
-            new_image_id=None,
-            updated_at=utcnow() - ORPHAN_AFTER * 2,
-        )
+    _rewind(world, request.id, State.submitting, new_image_id=None)
     world.simulator.clear_calls()
 
     world.poll()
@@ -179,3 +184,22 @@ def test_a_region_that_fails_does_not_hold_up_the_follow_ups_of_another(world: W
     assert states == {"us-east-1": State.pending, "eu-west-1": State.available}
     world.simulator.allow("DescribeWorkspaceImages")
     assert world.poll().followups == 1
+
+
+def test_a_request_orphaned_in_approved_is_submitted_once_by_the_poller(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Never-Sent")
+    request = _approve(world, image)
+    # Rewind to how a crash between the approval and the AWS call would have left it.
+    world.simulator.remove_image(request.new_image_id)
+    _rewind(
+        world, request.id, State.approved, new_image_id=None, new_image_name=None, submitted_at=None
+    )
+    world.simulator.clear_calls()
+
+    world.poll()
+    world.poll()
+
+    assert world.simulator.count("CreateUpdatedWorkspaceImage") == 1
+    final = _reload(world, request.id)
+    assert final.state == State.pending and final.new_image_id
+    assert final.new_image_name == request.new_image_name  # the same deterministic Name
