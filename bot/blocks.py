@@ -372,14 +372,6 @@ def followup(request: UpdateRequest) -> Message:
     return {"text": plain, "blocks": [section(text)]}
 
 
-def approval_result(request: UpdateRequest) -> Message:
-    """What the clicker sees in place of the listing when the listing cannot be re-rendered."""
-    return text_message(
-        f"*{escape(request.source_image_name)}* `{request.source_image_id}`\n"
-        + status_line(request)
-    )
-
-
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
 
@@ -398,11 +390,11 @@ def status(statuses: Sequence[Status]) -> Message:
             )
         )
         trail = " → ".join(
-            f"{event.kind} by {_actor(event.actor)} {_when(event.at)}"
+            f"{escape(event.kind)} by {_actor(event.actor)} {_when(event.at)}"
             for event in reversed(item.events)
         )
         if trail:
-            out.append(context(escape(trail)))
+            out.append(context(trail))
     if len(statuses) > shown:
         out.append(context(f"…and {len(statuses) - shown} more: ask for one by id."))
     return {"text": f"{len(statuses)} update request(s)", "blocks": out}
@@ -433,7 +425,10 @@ def history(requests: Sequence[UpdateRequest]) -> Message:
 
 
 def _actor(actor: str) -> str:
-    return f"<@{actor}>" if actor[:1] in ("U", "W") else actor
+    """A Slack user as a mention; anything else (wsimg, an env variable) as plain text."""
+    if actor[:1] in ("U", "W") and actor.isalnum():
+        return f"<@{actor}>"
+    return escape(actor)
 
 
 def digest_posted(messages: int) -> Message:

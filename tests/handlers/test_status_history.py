@@ -1,0 +1,57 @@
+"""`/wsimg status` and `/wsimg history`: what happened, and who did it."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bot.render import blocks_to_text
+from storage.db import session_scope
+from storage.models import UpdateRequest
+from tests.conftest import APPROVER, World
+
+
+def _approve(world: World, image: str) -> UpdateRequest:
+    button = world.approve_button(world.listing(), image)
+    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
+    with session_scope(world.services.engine) as session:
+        return next(r for r in session.exec(select(UpdateRequest)) if r.source_image_id == image)
+
+
+def _answer_text(world: World, text: str) -> str:
+    return blocks_to_text(world.answer(world.command(text))["blocks"])
+
+
+def test_status_lists_what_is_in_flight_with_its_trail(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Status")
+    request = _approve(world, image)
+
+    everything = _answer_text(world, "status")
+    by_image = _answer_text(world, f"status {image}")
+    by_new_image = _answer_text(world, f"status {request.new_image_id}")
+    by_short_id = _answer_text(world, f"status {request.short_id}")
+
+    for text in (everything, by_image, by_new_image, by_short_id):
+        assert "Win-Status" in text and request.short_id in text
+        assert f"Approved by @{APPROVER}; building `{request.new_image_id}`" in text
+        assert f"approved by @{APPROVER}" in text and "created by wsimg" in text  # the trail
+
+
+def test_status_of_something_unknown_says_how_to_find_it(world: World) -> None:
+    text = _answer_text(world, "status wsi-nothere1")
+    assert "No update request matches `wsi-nothere1`" in text and "/wsimg history" in text
+    wildcard = _answer_text(world, "status %")
+    assert "No update request matches" in wildcard
+
+
+def test_history_names_who_requested_and_who_approved(world: World) -> None:
+    assert "No WorkSpaces image update has been requested yet" in _answer_text(world, "history")
+    first = world.simulator.add_image(region="us-east-1", name="Win-First")
+    second = world.simulator.add_image(region="eu-west-1", name="Win-Second")
+    _approve(world, first)
+    _approve(world, second)
+
+    text = _answer_text(world, "history")
+    assert "Win-First" in text and "Win-Second" in text
+    assert text.count(f"approved by @{APPROVER}") == 2
+    latest = _answer_text(world, "history 1")
+    assert "Win-Second" in latest and "Win-First" not in latest
