@@ -75,7 +75,11 @@ def test_three_processes_post_each_digest_slot_exactly_once_on_sqlite_and_postgr
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     """Two `wsimg serve` and one `wsimg worker` per database, a digest every minute, three
-    minutes: every slot is posted, and only once. Both databases run at the same time."""
+    minutes: every slot is posted, and only once. Both databases run at the same time.
+
+    Meanwhile, on a third database, a channel subscribes through a `wsimg serve` that runs
+    no scheduler, a `wsimg worker` posts its digest, and an unsubscribe through the same
+    `serve` stops it: no process restarts."""
     databases = {
         "C0SQLITE": f"sqlite:///{tmp_path}/digest.db",
         "C0POSTGRES": postgres_server.create_database(),
@@ -101,10 +105,22 @@ def test_three_processes_post_each_digest_slot_exactly_once_on_sqlite_and_postgr
             for channel, url in databases.items()
             for n, command in enumerate(("serve", "serve", "worker"))
         ]
+        live_url = f"sqlite:///{tmp_path}/live.db"
+        front = WsimgProcess(
+            "serve",
+            process_env(simulator, slack, live_url, WSIMG_SCHEDULER="off"),
+            tmp_path / "live-serve.log",
+        ).start()
+        back = WsimgProcess(
+            "worker", process_env(simulator, slack, live_url), tmp_path / "live-worker.log"
+        ).start()
+        processes += [front, back]
         try:
             for process in processes:
                 process.wait_ready()
-            time.sleep(DIGEST_MINUTES * 60 + POST_WITHIN.total_seconds())
+            deadline = time.monotonic() + DIGEST_MINUTES * 60 + POST_WITHIN.total_seconds()
+            unsubscribed = _subscribe_then_unsubscribe(front, slack)
+            time.sleep(max(0.0, deadline - time.monotonic()))
         finally:
             codes = [process.stop() for process in processes]
         stopped = datetime.now(UTC)
@@ -124,6 +140,29 @@ def test_three_processes_post_each_digest_slot_exactly_once_on_sqlite_and_postgr
         in_channel = [post for post in posts if post.args.get("channel") == channel]
         assert len(in_channel) == len(slots), channel
         assert all(image in json.dumps(post.args) for post in in_channel)
+
+    # After the unsubscribe, at least one more minute came and went without a digest.
+    assert stopped.timestamp() - unsubscribed > 60 + POST_WITHIN.total_seconds()
+    live = [post for post in posts if post.args.get("channel") == LIVE_CHANNEL]
+    assert live and all(post.time < unsubscribed + POST_WITHIN.total_seconds() for post in live)
+
+
+LIVE_CHANNEL = "C0LIVE"
+
+
+def _subscribe_then_unsubscribe(front: WsimgProcess, slack: SlackWebAPI) -> float:
+    """Subscribe through `front`, wait for the worker's digest, unsubscribe; when it ended."""
+    user = SlackUser(front.events_url, SIGNING_SECRET, slack)
+    asked = user.command("subscribe * * * * * UTC", user_id=APPROVER, channel_id=LIVE_CHANNEL)
+    answer = slack.wait_for_response(asked.response_url, timeout=30)
+    assert "subscribed this channel" in json.dumps(answer)
+    slack.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.args.get("channel") == LIVE_CHANNEL,
+        timeout=60 + POST_WITHIN.total_seconds(),
+    )
+    asked = user.command("unsubscribe", user_id=APPROVER, channel_id=LIVE_CHANNEL)
+    slack.wait_for_response(asked.response_url, timeout=30)
+    return time.time()
 
 
 def _minutes_between(after: datetime, until: datetime) -> list[datetime]:
