@@ -10,8 +10,6 @@ processes never share an APScheduler job store (its FAQ: duplicate or missed run
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +24,7 @@ from bot.errors import WsimgError
 from bot.gateway import Image
 from bot.services import Services
 from bot.updates import Entry, ListingPage
+from bot.worker import WORKER_ID
 from storage import crud
 from storage.db import session_scope
 from storage.models import IN_FLIGHT, Snooze, Subscription, image_key, utcnow
@@ -37,7 +36,6 @@ OVERDUE_DAYS = 14
 GRACE = timedelta(hours=1)
 # How far back a tick looks for slots it has not handled (after a long outage, say).
 LOOKBACK = timedelta(days=2)
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"[:64]
 
 ACCEPTED_FORMS = (
     "Accepted forms:\n"
@@ -425,7 +423,7 @@ def _claim(
             slot_local=slot_key(slot, subscription.timezone),
             slot_at=slot,
             state=state,
-            claimed_by=worker_id,
+            claimed_by=worker_id[:64],
             detail=detail,
         )
 

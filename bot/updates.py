@@ -24,6 +24,7 @@ from bot.gateway import Image
 from bot.naming import update_tags, updated_image_description, updated_image_name
 from bot.notify import Delivery
 from bot.services import Services
+from bot.worker import WORKER_ID, is_dead_here
 from storage import crud
 from storage.db import session_scope
 from storage.models import (
@@ -298,6 +299,7 @@ def approve(
         requested_by=user_id,
         approved_by=user_id,
         approved_at=now,
+        worker_id=WORKER_ID,
         channel_id=channel_id or offer.channel_id,
         offer_key=offer.key,
     )
@@ -347,6 +349,7 @@ def submit(services: Services, *, request_id: str) -> UpdateRequest:
             to=State.submitting,
             new_image_name=name,
             submitted_at=utcnow(),
+            worker_id=WORKER_ID,
         ):
             return _reload(services, request_id)
     return _create(services, request_id=request_id)
@@ -477,33 +480,47 @@ def _on_its_own(what: str) -> Iterator[None]:
 
 
 def _resume_orphans(services: Services, report: PollReport) -> None:
+    """Requests a dead process left in `approved` or `submitting`: the holder is known dead
+    (a process of this host that no longer runs) or has not touched the row in ORPHAN_AFTER."""
     cutoff = utcnow() - ORPHAN_AFTER
     with session_scope(services.engine) as session:
-        orphans = crud.requests_in(
-            session=session, states=[State.approved, State.submitting], updated_before=cutoff
-        )
-    for request in orphans:
+        held = crud.requests_in(session=session, states=[State.approved, State.submitting])
+    for request in held:
+        stale = request.updated_at < cutoff
+        if not (stale or is_dead_here(request.worker_id)):
+            continue
         report.resumed += 1
         with _on_its_own(f"resuming request {request.short_id}"):
             if request.state == State.approved:
                 submit(services, request_id=request.id)
             else:
-                _reconcile_submitting(services, request, cutoff)
+                _reconcile_submitting(services, request, cutoff if stale else None)
 
 
-def _reconcile_submitting(services: Services, request: UpdateRequest, cutoff: datetime) -> None:
+def _reconcile_submitting(
+    services: Services, request: UpdateRequest, stale_before: datetime | None
+) -> None:
     """A process died during the call: look our Name up before anything is called again."""
     with session_scope(services.engine) as session:
-        # Take the orphan over: touching the row makes it fresh, so a second poller that read
+        # Take the orphan over: the row becomes fresh and ours, so a second poller that read
         # the same orphan fails this compare-and-set and leaves it alone.
         if not crud.transition(
             session=session,
             request_id=request.id,
             from_states=[State.submitting],
             to=State.submitting,
-            stale_before=cutoff,
+            stale_before=stale_before,
+            held_by=None if stale_before else request.worker_id,
+            worker_id=WORKER_ID,
         ):
             return
+        crud.record_event(
+            session=session,
+            kind="reconciling",
+            actor=SYSTEM,
+            request_id=request.id,
+            detail={"name": request.new_image_name, "held_by": request.worker_id},
+        )
     assert request.new_image_name is not None
     try:
         image = services.gateway.find_owned_image_by_name(

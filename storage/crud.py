@@ -129,12 +129,13 @@ def transition(
     from_states: Iterable[State],
     to: State,
     stale_before: datetime | None = None,
+    held_by: str | None = None,
     **values: Any,
 ) -> bool:
     """Move a request only if it is still in one of ``from_states``: True for the one winner.
 
-    With ``stale_before`` the row must also be untouched since then: the way two pollers agree
-    on which of them takes over an orphaned request.
+    With ``stale_before`` the row must also be untouched since then, with ``held_by`` still
+    held by that worker: the ways two pollers agree on which of them takes over an orphan.
     """
     now = utcnow()
     values = {"state": to.value, "updated_at": now, **values}
@@ -151,6 +152,8 @@ def transition(
     )
     if stale_before is not None:
         statement = statement.where(col(UpdateRequest.updated_at) < stale_before)
+    if held_by is not None:
+        statement = statement.where(col(UpdateRequest.worker_id) == held_by)
     result = session.execute(statement)
     session.commit()
     return result.rowcount == 1

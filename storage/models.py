@@ -44,6 +44,8 @@ class OfferBase(SQLModel):
     not_updatable_reason: str | None = Field(default=None, max_length=512)
     listed_by: str = Field(max_length=32)
     channel_id: str | None = Field(default=None, max_length=32)
+    # Set when a click found the image gone or no longer in need of its update.
+    withdrawn_reason: str | None = Field(default=None, max_length=512)
 
 
 class Offer(OfferBase, table=True):
@@ -77,6 +79,9 @@ class UpdateRequestBase(SQLModel):
     new_image_id: str | None = Field(default=None, max_length=80, index=True)
     error_code: str | None = Field(default=None, max_length=128)
     error_message: str | None = Field(default=None, max_length=2048)
+    # Who rejected or cancelled the request, and why.
+    closed_by: str | None = Field(default=None, max_length=32)
+    close_reason: str | None = Field(default=None, max_length=512)
 
 
 class UpdateRequest(UpdateRequestBase, table=True):
@@ -89,6 +94,9 @@ class UpdateRequest(UpdateRequestBase, table=True):
     # unique index allows one in-flight update per source image across all listings and
     # processes (NULLs never collide, on SQLite and PostgreSQL alike).
     active_key: str | None = Field(default=None, max_length=160, unique=True)
+    # The process (host:pid:token) that moved it to approved/submitting last: a process that
+    # finds that one dead on its own host takes the request over at once (bot/updates.py).
+    worker_id: str | None = Field(default=None, max_length=96)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     approved_at: datetime | None = None

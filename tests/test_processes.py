@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from bot.fakes.slack import SlackUser, SlackWebAPI
 from bot.fakes.workspaces import WorkSpacesSimulator
 from storage.db import make_engine
-from storage.models import DigestSlot, Subscription
+from storage.models import DigestSlot, State, Subscription, UpdateRequest
 from tests.conftest import APPROVER, BOT_TOKEN, SIGNING_SECRET
 from tests.postgres import PostgresServer
 from tests.processes import WsimgProcess, process_env
@@ -64,6 +64,55 @@ def test_follow_up_arrives_after_a_kill_while_pending_without_a_second_create(
     assert "AVAILABLE" in json.dumps(reply.args)
     assert simulator.count("CreateUpdatedWorkspaceImage") == 1
     assert image in json.dumps(reply.args)
+
+
+def _approve_through(process: WsimgProcess, slack: SlackWebAPI) -> None:
+    user = SlackUser(process.events_url, SIGNING_SECRET, slack)
+    asked = user.command("updates", user_id=APPROVER)
+    listing = slack.wait_for_response(asked.response_url, lambda p: bool(p.get("blocks")), 30)
+    [button] = [
+        b
+        for b in user.find_buttons(listing["blocks"])
+        if b["action_id"].startswith("wsimg.approve")
+    ]
+    user.click_button(button, user_id=APPROVER)
+
+
+def _the_request(database_url: str) -> UpdateRequest:
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            return session.exec(select(UpdateRequest)).one()
+    finally:
+        engine.dispose()
+
+
+def test_a_process_killed_after_the_create_but_before_its_record_is_reconciled_on_start(
+    fake_world: tuple[WorkSpacesSimulator, SlackWebAPI, dict[str, str]], tmp_path: Path
+) -> None:
+    simulator, slack, env = fake_world
+    simulator.add_image(region="us-east-1", name="Win-Killed-Mid-Call")
+    first = WsimgProcess("serve", env, tmp_path / "serve.log").start().wait_ready()
+    with simulator.hold("CreateUpdatedWorkspaceImage", after=True) as hold:
+        _approve_through(first, slack)
+        # The image is made; the reply is held, and the process dies before it arrives.
+        assert hold.wait_until_blocked(1, timeout=30)
+        first.kill()
+    orphan = _the_request(env["DATABASE_URL"])
+    assert orphan.state == State.submitting and orphan.new_image_id is None
+    [made] = [i for i in simulator.images() if i["Name"] == orphan.new_image_name]
+
+    second = WsimgProcess("serve", env, tmp_path / "serve.log").start().wait_ready()
+    try:
+        deadline = time.monotonic() + 30
+        while (request := _the_request(env["DATABASE_URL"])).state == State.submitting:
+            assert time.monotonic() < deadline, "the orphan was not reconciled on start"
+            time.sleep(0.2)
+    finally:
+        assert second.stop() == 0
+    assert request.state == State.pending
+    assert request.new_image_id == made["ImageId"]
+    assert simulator.count("CreateUpdatedWorkspaceImage") == 1
 
 
 DIGEST_MINUTES = 3

@@ -402,6 +402,7 @@ class WorkSpacesSimulator:
         self._failures: dict[str, list[_Injected]] = {}
         self._denied: set[tuple[str, str | None, str | None]] = set()
         self._holds: dict[str, Hold] = {}
+        self._holds_after: dict[str, Hold] = {}
         self._build_failures: dict[str, tuple[str, str]] = {}
         self._lost: dict[str, int] = {}
         self._model = botocore.session.get_session().get_service_model("workspaces")
@@ -641,11 +642,15 @@ class WorkSpacesSimulator:
             for op, reg, acc in self._denied
         )
 
-    def hold(self, operation: str) -> Hold:
+    def hold(self, operation: str, *, after: bool = False) -> Hold:
+        """Keep calls of ``operation`` waiting until the hold is released: before they are
+        carried out, or with ``after=True`` once carried out, before the reply goes back (a
+        caller killed while held has made its change and never learns of it)."""
         hold = Hold(operation, self.hold_timeout)
+        gates = self._holds_after if after else self._holds
         with self._lock:
-            previous = self._holds.get(operation)
-            self._holds[operation] = hold
+            previous = gates.get(operation)
+            gates[operation] = hold
         if previous is not None:
             previous.release()
         return hold
@@ -783,6 +788,9 @@ class WorkSpacesSimulator:
             lost = self._lost.get(operation, 0) > 0
             if lost:
                 self._lost[operation] -= 1
+            hold = self._holds_after.get(operation)
+        if hold is not None and not hold.released:
+            hold._block()
         if lost:
             raise SimulatorError("InternalFailure", "The reply was lost.", status=500)
         return _json_response(result)
