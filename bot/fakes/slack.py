@@ -7,9 +7,12 @@ Three pieces, all reached over real HTTP on 127.0.0.1 so the code under test run
   checks the bot token, enforces the Block Kit limits Slack enforces (``invalid_blocks``), can
   inject rate limits (HTTP 429 + ``Retry-After``) and other errors, serves ``response_url``
   endpoints, and records every call and the resulting channel state for assertions.
+  It also plays modals: views.open (with Slack's single-use, 3-second trigger_ids) and
+  views.update, validated like Slack (``invalid_arguments``), kept per user in
+  :meth:`SlackWebAPI.views`.
 * :class:`SlackUser` plays the Slack platform toward the bot app: it sends signed slash
-  commands and button clicks (v0 HMAC-SHA256) to the app's events URL, exactly as Slack does,
-  and can also send unsigned, wrongly signed or stale requests.
+  commands, button clicks and modal submissions (v0 HMAC-SHA256) to the app's events URL,
+  exactly as Slack does, and can also send unsigned, wrongly signed or stale requests.
 * :func:`render_transcript` / :func:`blocks_to_text` turn what the bot said into plain text for
   a terminal (the ``wsimg demo`` transcript, and readable test failure output).
 
@@ -45,17 +48,20 @@ __all__ = [
     "HttpResult",
     "Interaction",
     "Message",
+    "ModalView",
     "RecordedCall",
     "RecordedResponse",
     "SlackUser",
     "SlackWebAPI",
     "TimelineEntry",
+    "ViewSubmission",
     "blocks_to_text",
     "find_buttons",
     "mrkdwn_to_text",
     "render_transcript",
     "sign_request",
     "validate_blocks",
+    "validate_view",
 ]
 
 BOT_USER_ID = "U0WSIMGBOT"
@@ -64,6 +70,8 @@ APP_ID = "A0WSIMG"
 BOT_NAME = "wsimg"
 VERIFICATION_TOKEN = "fake-verification-token"  # noqa: S105 - deprecated Slack field, not a secret
 STALE_SECONDS = 6 * 60  # older than Slack's 5-minute signature window
+TRIGGER_TTL_SECONDS = 3.0  # a trigger_id opens a modal within 3 seconds, once
+MAX_VIEW_STACK = 3  # views a modal stack can hold (root + 2 pushed)
 
 _TS_BASE_MICROS = 1_700_000_000_000_000
 _TS_STEP_MICROS = 100
@@ -78,6 +86,7 @@ def _format_ts(micros: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 MAX_BLOCKS_PER_MESSAGE = 50
+MAX_BLOCKS_PER_VIEW = 100
 _BLOCK_TYPES = frozenset(
     {
         "section",
@@ -93,17 +102,84 @@ _BLOCK_TYPES = frozenset(
         "markdown",
     }
 )
+_VIEW_BLOCK_TYPES = _BLOCK_TYPES - {"file", "markdown"}  # those two are for messages only
+_TEXT_INPUT_TYPES = frozenset(
+    {"plain_text_input", "email_text_input", "url_text_input", "number_input"}
+)
+_INPUT_ELEMENT_TYPES = _TEXT_INPUT_TYPES | {
+    "static_select",
+    "multi_static_select",
+    "external_select",
+    "multi_external_select",
+    "users_select",
+    "multi_users_select",
+    "conversations_select",
+    "multi_conversations_select",
+    "channels_select",
+    "multi_channels_select",
+    "checkboxes",
+    "radio_buttons",
+    "datepicker",
+    "timepicker",
+    "datetimepicker",
+    "rich_text_input",
+    "file_input",
+}
+MODAL_TEXT_MAX = 24  # title, submit and close of a modal
 
 
 class _BlockChecker:
-    def __init__(self, max_blocks: int) -> None:
+    def __init__(
+        self,
+        max_blocks: int,
+        *,
+        root: str = "",
+        block_types: frozenset[str] = _BLOCK_TYPES,
+        action_ids_per_block: bool = False,
+    ) -> None:
         self.max_blocks = max_blocks
+        self.root = root  # prefix of every json-pointer ("/view" for views)
+        self.block_types = block_types
+        self.action_ids_per_block = action_ids_per_block
         self.errors: list[str] = []
         self.block_ids: set[str] = set()
         self.action_ids: set[str] = set()
 
     def err(self, pointer: str, message: str) -> None:
-        self.errors.append(f"{message} [json-pointer:{pointer}]")
+        self.errors.append(f"{message} [json-pointer:{self.root}{pointer}]")
+
+    def boolean(self, value: Any, p: str) -> None:
+        if value is not None and not isinstance(value, bool):
+            self.err(p, "must be a boolean")
+
+    def view(self, v: Any) -> None:
+        """A modal view object, as views.open / views.update / a response_action take it."""
+        if not isinstance(v, dict):
+            self.err("", "must be an object")
+            return
+        if v.get("type") is None:
+            self.err("/type", "missing required field: type")
+        elif v["type"] != "modal":
+            self.err("/type", "must be a valid enum value")
+        self.text(v.get("title"), "/title", MODAL_TEXT_MAX, plain_only=True)
+        for key in ("submit", "close"):
+            self.text(v.get(key), f"/{key}", MODAL_TEXT_MAX, plain_only=True, required=False)
+        for key, limit in (("callback_id", 255), ("private_metadata", 3000), ("external_id", 255)):
+            self.max_str(v.get(key), f"/{key}", limit)
+        for key in ("clear_on_close", "notify_on_close"):
+            self.boolean(v.get(key), f"/{key}")
+        if v.get("blocks") is None:
+            self.err("/blocks", "missing required field: blocks")
+            return
+        self.check(v["blocks"])
+        if v.get("submit") is None and isinstance(v["blocks"], list):
+            inputs = [
+                i
+                for i, b in enumerate(v["blocks"])
+                if isinstance(b, dict) and b.get("type") == "input"
+            ]
+            if inputs:
+                self.err(f"/blocks/{inputs[0]}/input", "must define `submit` to use `input` block")
 
     def check(self, blocks: Any) -> None:
         if not isinstance(blocks, list):
@@ -158,9 +234,11 @@ class _BlockChecker:
             self.err(p, "missing required field: type")
             return
         kind = b["type"]
-        if kind not in _BLOCK_TYPES:
+        if kind not in self.block_types:
             self.err(f"{p}/type", "must be a valid enum value")
             return
+        if self.action_ids_per_block:
+            self.action_ids = set()
         if "block_id" in b:
             block_id = b["block_id"]
             self.max_str(block_id, f"{p}/block_id", 255)
@@ -194,11 +272,20 @@ class _BlockChecker:
             self.max_str(b.get("alt_text"), f"{p}/alt_text", 2000)
             self.text(b.get("title"), f"{p}/title", 2000, plain_only=True, required=False)
         elif kind == "input":
-            self.text(b.get("label"), f"{p}/label", 2000, plain_only=True)
-            if b.get("element") is None:
-                self.err(f"{p}/element", "missing required field: element")
-            else:
-                self.element(b["element"], f"{p}/element")
+            self.input_block(b, p)
+
+    def input_block(self, b: dict[str, Any], p: str) -> None:
+        self.text(b.get("label"), f"{p}/label", 2000, plain_only=True)
+        self.text(b.get("hint"), f"{p}/hint", 2000, plain_only=True, required=False)
+        for key in ("optional", "dispatch_action"):
+            self.boolean(b.get(key), f"{p}/{key}")
+        element = b.get("element")
+        if element is None:
+            self.err(f"{p}/element", "missing required field: element")
+        elif isinstance(element, dict) and element.get("type") not in _INPUT_ELEMENT_TYPES:
+            self.err(f"{p}/element/type", "must be a valid enum value")
+        else:
+            self.element(element, f"{p}/element")
 
     def element(self, e: Any, p: str) -> None:
         if not isinstance(e, dict) or not isinstance(e.get("type"), str):
@@ -230,8 +317,29 @@ class _BlockChecker:
                     options = self.items(options, f"{p}/options", 1, 100)
             for i, o in enumerate(options):
                 self.option(o, f"{p}/options/{i}")
+        elif kind in ("checkboxes", "radio_buttons"):
+            for i, o in enumerate(self.items(e.get("options"), f"{p}/options", 1, 10)):
+                self.option(o, f"{p}/options/{i}")
+        elif kind in _TEXT_INPUT_TYPES:
+            self.text_input(e, p)
         elif kind == "image":
             self.max_str(e.get("alt_text"), f"{p}/alt_text", 2000)
+
+    def text_input(self, e: dict[str, Any], p: str) -> None:
+        self.text(e.get("placeholder"), f"{p}/placeholder", 150, plain_only=True, required=False)
+        self.max_str(e.get("initial_value"), f"{p}/initial_value", 3000)
+        for key in ("multiline", "focus_on_load"):
+            self.boolean(e.get(key), f"{p}/{key}")
+        for key, lo in (("min_length", 0), ("max_length", 1)):
+            value = e.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                self.err(f"{p}/{key}", "must be an integer")
+            elif value < lo:
+                self.err(f"{p}/{key}", f"must be at least {lo}")
+            elif value > 3000:
+                self.err(f"{p}/{key}", "must be at most 3000")
 
     def option(self, o: Any, p: str) -> None:
         if not isinstance(o, dict):
@@ -262,6 +370,27 @@ def validate_blocks(blocks: Any, *, max_blocks: int = MAX_BLOCKS_PER_MESSAGE) ->
     """
     checker = _BlockChecker(max_blocks)
     checker.check(blocks)
+    return checker.errors
+
+
+def validate_view(view: Any) -> list[str]:
+    """Check a modal view object the way views.open / views.update do.
+
+    Returns Slack-style error strings with json-pointers under ``/view`` (an empty list means
+    Slack would accept it). Checked: ``type`` is ``modal``; ``title`` (required), ``submit`` and
+    ``close`` are plain_text of at most 24 characters; ``callback_id`` ≤ 255, ``private_metadata``
+    ≤ 3000, ``external_id`` ≤ 255; at most 100 blocks, checked as :func:`validate_blocks` does
+    (block_ids unique in the view, action_ids unique within a block) plus ``input`` blocks
+    (label ≤ 2000, an input element such as plain_text_input or static_select); a view holding
+    an ``input`` block must define ``submit``.
+    """
+    checker = _BlockChecker(
+        MAX_BLOCKS_PER_VIEW,
+        root="/view",
+        block_types=_VIEW_BLOCK_TYPES,
+        action_ids_per_block=True,
+    )
+    checker.view(view)
     return checker.errors
 
 
@@ -339,13 +468,86 @@ class Message:
 class Interaction:
     """Something a person did in Slack (sent by :class:`SlackUser`) and the app's ack."""
 
-    kind: str  # "command" or "click"
+    kind: str  # "command", "click", "view_submission" or "view_closed"
     user_id: str
-    channel_id: str
-    text: str  # "/wsimg updates" or the clicked button's label
+    channel_id: str  # "" for modal interactions
+    text: str  # "/wsimg updates", the clicked button's label, or the modal's title
     time: float
     status: int | None = None
     ack: Any = None  # parsed JSON ack, ack text, or None when the ack was empty
+    # modal interactions: view_id, values ([(label, shown value)]), and once acked, outcome
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ViewSubmission:
+    """One view_submission sent by :meth:`SlackUser.submit_view`, and what Slack made of the ack.
+
+    ``outcome`` is ``"closed"`` (empty ack: the view closes), ``"cleared"`` (the whole stack
+    closes), ``"errors"`` (the view stays open showing ``errors``), ``"updated"``, ``"pushed"``
+    or ``"failed"`` (an HTTP error or an ack Slack cannot use: the user sees "We had some
+    trouble connecting" and the view stays open; ``problems`` says why).
+    """
+
+    user_id: str
+    values: dict[str, Any]  # state.values as sent
+    time: float
+    status: int | None = None
+    ack: Any = None
+    outcome: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModalView:
+    """A modal in the fake's records: opened by views.open (or pushed by an ack), per user.
+
+    ``view`` is the view as Slack returns it (``id``, ``hash``, ``state``, generated block_ids
+    and action_ids filled in); ``versions`` holds earlier versions, oldest first.
+    """
+
+    id: str
+    user_id: str
+    view: dict[str, Any]
+    opened: float
+    trigger_id: str | None = None
+    closed: bool = False
+    closed_by: str | None = None  # "submission", "user", "clear", "replaced"
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    submissions: list[ViewSubmission] = field(default_factory=list)
+
+    @property
+    def callback_id(self) -> str:
+        return str(self.view.get("callback_id") or "")
+
+    @property
+    def external_id(self) -> str:
+        return str(self.view.get("external_id") or "")
+
+    @property
+    def private_metadata(self) -> str:
+        return str(self.view.get("private_metadata") or "")
+
+    @property
+    def hash(self) -> str:
+        return str(self.view.get("hash") or "")
+
+    @property
+    def title(self) -> str:
+        return str((self.view.get("title") or {}).get("text") or "")
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        return list(self.view.get("blocks") or [])
+
+    @property
+    def root_view_id(self) -> str:
+        return str(self.view.get("root_view_id") or self.id)
+
+    @property
+    def is_open(self) -> bool:
+        return not self.closed
 
 
 @dataclass
@@ -366,6 +568,13 @@ class _Injection:
     error: str
     times: int
     headers: dict[str, str]
+
+
+@dataclass
+class _Trigger:
+    user_id: str
+    issued: float  # time.monotonic()
+    used: bool = False
 
 
 @dataclass
@@ -460,11 +669,13 @@ class SlackWebAPI:
         team_id: str = "T0WSIMG",
         team_domain: str = "wsimg-demo",
         response_url_uses: int = 5,
+        trigger_ttl: float = TRIGGER_TTL_SECONDS,
     ) -> None:
         self.bot_token = bot_token
         self.team_id = team_id
         self.team_domain = team_domain
         self.response_url_uses = response_url_uses
+        self.trigger_ttl = trigger_ttl
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._server: _Server | None = None
@@ -481,6 +692,10 @@ class SlackWebAPI:
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, str] = {}
         self._injections: dict[str, list[_Injection]] = {}
+        self._triggers: dict[str, _Trigger] = {}
+        self._trigger_counter = itertools.count(1)
+        self._views: dict[str, ModalView] = {}  # by view id, in the order they were opened
+        self._view_counter = itertools.count(1)
         self.set_user(BOT_USER_ID, BOT_NAME, is_bot=True)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -725,9 +940,79 @@ class SlackWebAPI:
                     )
                 self._cond.wait(remaining)
 
-    def reset(self) -> None:
-        """Forget recorded calls, messages and responses (configuration is kept)."""
+    def views(self, user_id: str | None = None, *, include_closed: bool = False) -> list[ModalView]:
+        """Modals, oldest first: the open ones (all with ``include_closed``), optionally one
+        user's. Each is a copy; ``.view`` is the view as Slack returned it."""
         with self._lock:
+            return [
+                copy.deepcopy(v)
+                for v in self._views.values()
+                if (include_closed or not v.closed) and (user_id is None or v.user_id == user_id)
+            ]
+
+    def view(self, view_id: str) -> ModalView | None:
+        """One modal by view id (or by external_id, preferring an open one), closed included."""
+        with self._lock:
+            found = self._find_view(view_id, None)
+            return copy.deepcopy(found) if found else None
+
+    def last_view(
+        self,
+        user_id: str | None = None,
+        *,
+        callback_id: str | None = None,
+        include_closed: bool = False,
+    ) -> ModalView | None:
+        """The most recently opened modal matching (open ones only unless ``include_closed``)."""
+        found = [
+            v
+            for v in self.views(user_id, include_closed=include_closed)
+            if callback_id is None or v.callback_id == callback_id
+        ]
+        return found[-1] if found else None
+
+    def wait_for_view(
+        self,
+        user_id: str | None = None,
+        *,
+        callback_id: str | None = None,
+        exclude: Iterable[str] = (),
+        timeout: float = 10.0,
+    ) -> ModalView:
+        """Block until an open modal matches (view ids in ``exclude`` do not), and return it.
+
+        Bolt runs listeners after the ack, so the app may open its modal only after the click
+        that asked for it has returned.
+        """
+        skip = set(exclude)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for v in reversed(self._views.values()):
+                    if (
+                        not v.closed
+                        and v.id not in skip
+                        and (user_id is None or v.user_id == user_id)
+                        and (callback_id is None or v.callback_id == callback_id)
+                    ):
+                        return copy.deepcopy(v)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = ", ".join(c.method + ":" + (c.error or "ok") for c in self._calls)
+                    raise TimeoutError(f"no matching open modal within {timeout}s; saw [{seen}]")
+                self._cond.wait(remaining)
+
+    def expire_trigger_id(self, trigger_id: str) -> None:
+        """Make a trigger_id older than Slack's 3 seconds (views.open: expired_trigger_id)."""
+        with self._lock:
+            trigger = self._triggers.get(trigger_id)
+            if trigger:
+                trigger.issued = time.monotonic() - self.trigger_ttl - 1
+
+    def reset(self) -> None:
+        """Forget recorded calls, messages, responses and modals (configuration is kept)."""
+        with self._lock:
+            self._views.clear()
             self._calls.clear()
             self._responses.clear()
             self._rejected_responses.clear()
@@ -793,6 +1078,38 @@ class SlackWebAPI:
         with self._lock:
             return _format_ts(next(self._ts_counter))
 
+    def new_trigger_id(self, *, user_id: str) -> str:
+        """A trigger_id as Slack puts in an interaction: good for one views.open, 3 seconds."""
+        n = next(self._trigger_counter)
+        trigger_id = f"{1000000000 + n}.{1000000 + n}.{secrets.token_hex(16)}"
+        with self._lock:
+            self._triggers[trigger_id] = _Trigger(user_id, time.monotonic())
+        return trigger_id
+
+    def view_submitted(self, view_id: str, submission: ViewSubmission) -> ViewSubmission:
+        """Record a submission of an open modal and apply the app's ack to it as Slack does
+        (see :class:`ViewSubmission`); returns the submission with its outcome filled in."""
+        with self._cond:
+            record = self._views.get(view_id)
+            if record is not None:
+                submission.outcome, submission.errors, submission.problems = self._apply_view_ack(
+                    record, submission.status, submission.ack
+                )
+                record.submissions.append(submission)
+            self._cond.notify_all()
+        return copy.deepcopy(submission)
+
+    def view_closed_by_user(self, view_id: str, *, clear: bool = False) -> None:
+        """The user closed the modal (its whole stack with ``clear``)."""
+        with self._cond:
+            record = self._views.get(view_id)
+            if record is not None:
+                if clear:
+                    self._close_stack(record.root_view_id, "user")
+                else:
+                    self._close_view(record, "user")
+            self._cond.notify_all()
+
     def record_interaction(self, interaction: Interaction) -> None:
         with self._cond:
             self._timeline.append(
@@ -830,7 +1147,7 @@ class SlackWebAPI:
             token = auth[len("Bearer ") :].strip()
         token = token or args.pop("token", None)
         args.pop("token", None)
-        for key in ("blocks", "attachments", "metadata"):
+        for key in ("blocks", "attachments", "metadata", "view"):
             if key in args:
                 args[key] = _json_loads_maybe(args[key])
         status, extra = 200, {}
@@ -963,6 +1280,198 @@ class SlackWebAPI:
                 if name == channel[1:]:
                     return cid
         return channel
+
+    # -- modals (called with the lock held) --------------------------------------------------
+
+    def _find_view(self, view_id: Any, external_id: Any) -> ModalView | None:
+        if view_id:
+            found = self._views.get(str(view_id))
+            if found is not None or external_id is not None:
+                return found
+            external_id = view_id
+        if not external_id:
+            return None
+        matches = [v for v in self._views.values() if v.external_id == str(external_id)]
+        open_ones = [v for v in matches if not v.closed]
+        return (open_ones or matches or [None])[-1]
+
+    def _external_id_taken(self, view: Mapping[str, Any], but: str | None = None) -> bool:
+        external_id = view.get("external_id")
+        return bool(external_id) and any(
+            v.external_id == external_id and not v.closed and v.id != but
+            for v in self._views.values()
+        )
+
+    def _view_payload(
+        self, view_id: str, spec: Mapping[str, Any], previous: ModalView | None
+    ) -> dict[str, Any]:
+        """The view as Slack returns it: ids filled in, state empty, a fresh hash."""
+        return {
+            "id": view_id,
+            "team_id": self.team_id,
+            "type": "modal",
+            "blocks": _fill_ids(copy.deepcopy(spec.get("blocks") or [])),
+            "private_metadata": spec.get("private_metadata") or "",
+            "callback_id": spec.get("callback_id") or "",
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "title": copy.deepcopy(spec.get("title")),
+            "clear_on_close": bool(spec.get("clear_on_close", False)),
+            "notify_on_close": bool(spec.get("notify_on_close", False)),
+            "close": copy.deepcopy(spec.get("close")),
+            "submit": copy.deepcopy(spec.get("submit")),
+            "previous_view_id": previous.id if previous else None,
+            "root_view_id": previous.root_view_id if previous else view_id,
+            "app_id": APP_ID,
+            "external_id": spec.get("external_id") or "",
+            "app_installed_team_id": self.team_id,
+            "bot_id": BOT_ID,
+        }
+
+    def _new_view(
+        self,
+        user_id: str,
+        spec: Mapping[str, Any],
+        *,
+        previous: ModalView | None = None,
+        trigger_id: str | None = None,
+    ) -> ModalView:
+        view_id = f"V0{next(self._view_counter):09d}"
+        record = ModalView(
+            view_id, user_id, self._view_payload(view_id, spec, previous), time.time(), trigger_id
+        )
+        self._views[view_id] = record
+        return record
+
+    def _replace_view(self, record: ModalView, spec: Mapping[str, Any]) -> None:
+        previous = self._views.get(record.view.get("previous_view_id") or "")
+        payload = self._view_payload(record.id, spec, previous)
+        if not spec.get("external_id"):
+            payload["external_id"] = record.external_id  # updating by external_id keeps it
+        payload["root_view_id"] = record.root_view_id
+        record.versions.append(record.view)
+        record.view = payload
+
+    def _stack(self, root_view_id: str) -> list[ModalView]:
+        return [v for v in self._views.values() if not v.closed and v.root_view_id == root_view_id]
+
+    @staticmethod
+    def _close_view(record: ModalView, how: str) -> None:
+        if not record.closed:
+            record.closed, record.closed_by = True, how
+
+    def _close_stack(self, root_view_id: str, how: str) -> None:
+        for v in self._stack(root_view_id):
+            self._close_view(v, how)
+
+    def _exchange_trigger(self, trigger_id: Any) -> tuple[_Trigger | None, str | None]:
+        """The trigger behind ``trigger_id`` if it may open a view now, else Slack's error."""
+        trigger = self._triggers.get(trigger_id) if isinstance(trigger_id, str) else None
+        if trigger is None:
+            return None, "invalid_trigger_id"
+        if trigger.used:
+            return None, "exchanged_trigger_id"
+        if time.monotonic() - trigger.issued > self.trigger_ttl:
+            return None, "expired_trigger_id"
+        return trigger, None
+
+    def _apply_view_ack(
+        self, record: ModalView, status: int | None, ack: Any
+    ) -> tuple[str, dict[str, str], list[str]]:
+        """What Slack does with the app's answer to a view_submission."""
+        if record.closed:
+            return "failed", {}, [f"view {record.id} was already closed ({record.closed_by})"]
+        if status != 200:
+            return "failed", {}, [f"the app answered HTTP {status}"]
+        if ack is None:
+            self._close_view(record, "submission")
+            return "closed", {}, []
+        if not isinstance(ack, dict):
+            return "failed", {}, ["the ack is neither empty nor a JSON object"]
+        action = ack.get("response_action")
+        if action is None:
+            self._close_view(record, "submission")
+            return "closed", {}, []
+        if action == "clear":
+            self._close_stack(record.root_view_id, "clear")
+            return "cleared", {}, []
+        if action == "errors":
+            return self._errors_ack(record, ack.get("errors"))
+        if action in ("update", "push"):
+            problems = validate_view(ack.get("view"))
+            if problems:
+                return "failed", {}, problems
+            if action == "update":
+                self._replace_view(record, ack["view"])
+                return "updated", {}, []
+            if len(self._stack(record.root_view_id)) >= MAX_VIEW_STACK:
+                return "failed", {}, ["push_limit_reached"]
+            self._new_view(record.user_id, ack["view"], previous=record)
+            return "pushed", {}, []
+        return "failed", {}, [f"unknown response_action: {action!r}"]
+
+    @staticmethod
+    def _errors_ack(record: ModalView, errors: Any) -> tuple[str, dict[str, str], list[str]]:
+        if not isinstance(errors, dict) or not errors:
+            return "failed", {}, ["response_action errors needs a non-empty errors object"]
+        inputs = {b.get("block_id") for b in record.blocks if b.get("type") == "input"}
+        unknown = sorted(str(k) for k in errors if k not in inputs)
+        if unknown:
+            return "failed", {}, [f"errors name no input block of the view: {', '.join(unknown)}"]
+        return "errors", {str(k): str(v) for k, v in errors.items()}, []
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("trigger_id"):
+            return _invalid_arguments(["missing required field: trigger_id"])
+        if args.get("view") is None:
+            return _invalid_arguments(["missing required field: view"])
+        trigger, error = self._exchange_trigger(args["trigger_id"])
+        if trigger is None:
+            return {"ok": False, "error": error}
+        spec = args["view"]
+        if problems := validate_view(spec):
+            return _invalid_arguments(problems)
+        if self._external_id_taken(spec):
+            return {"ok": False, "error": "duplicate_external_id"}
+        trigger.used = True
+        for v in list(self._views.values()):  # a new modal replaces whatever the user had open
+            if v.user_id == trigger.user_id:
+                self._close_view(v, "replaced")
+        record = self._new_view(trigger.user_id, spec, trigger_id=args["trigger_id"])
+        return {
+            "ok": True,
+            "view": copy.deepcopy(record.view),
+            "_detail": self._view_detail(record),
+        }
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view_id, external_id = args.get("view_id"), args.get("external_id")
+        if view_id and external_id:
+            return _invalid_arguments(["Cannot provide both `view_id` and `external_id`"])
+        if not view_id and not external_id:
+            return _invalid_arguments(["must provide either `view_id` or `external_id`"])
+        if args.get("view") is None:
+            return _invalid_arguments(["missing required field: view"])
+        record = self._find_view(view_id, external_id or "")
+        if record is None or record.closed:
+            return {"ok": False, "error": "not_found"}
+        if args.get("hash") and args["hash"] != record.hash:
+            return {"ok": False, "error": "hash_conflict"}
+        spec = args["view"]
+        if problems := validate_view(spec):
+            return _invalid_arguments(problems)
+        if self._external_id_taken(spec, but=record.id):
+            return {"ok": False, "error": "duplicate_external_id"}
+        self._replace_view(record, spec)
+        return {
+            "ok": True,
+            "view": copy.deepcopy(record.view),
+            "_detail": self._view_detail(record),
+        }
+
+    @staticmethod
+    def _view_detail(record: ModalView) -> dict[str, Any]:
+        return {"user": record.user_id, "view_id": record.id, "title": record.title}
 
     # -- methods (called with the lock held) -------------------------------------------------
 
@@ -1136,7 +1645,42 @@ _METHODS: dict[str, Callable[[SlackWebAPI, dict[str, Any]], dict[str, Any]]] = {
     "usergroups.users.list": SlackWebAPI._usergroups_users_list,
     "users.info": SlackWebAPI._users_info,
     "conversations.open": SlackWebAPI._conversations_open,
+    "views.open": SlackWebAPI._views_open,
+    "views.update": SlackWebAPI._views_update,
 }
+
+
+def _invalid_arguments(problems: Iterable[str]) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "error": "invalid_arguments",
+        "response_metadata": {"messages": [f"[ERROR] {p}" for p in problems]},
+    }
+
+
+def _fill_ids(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give blocks and their interactive elements the block_id / action_id Slack generates
+    for those sent without one (state.values is keyed by them)."""
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        block.setdefault("block_id", secrets.token_urlsafe(3))
+        for element in _block_elements(block):
+            if element.get("type") not in (None, "image", "mrkdwn", "plain_text"):
+                element.setdefault("action_id", secrets.token_urlsafe(3))
+    return blocks
+
+
+def _block_elements(block: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The interactive elements of a block: input element, actions elements, accessory."""
+    kind = block.get("type")
+    if kind == "input" and isinstance(block.get("element"), dict):
+        return [block["element"]]
+    if kind == "actions":
+        return [e for e in block.get("elements") or [] if isinstance(e, dict)]
+    if kind == "section" and isinstance(block.get("accessory"), dict):
+        return [block["accessory"]]
+    return []
 
 
 def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
@@ -1183,6 +1727,25 @@ class HttpResult:
     request_body: bytes = field(default=b"", repr=False)
     content_type: str = field(default="", repr=False)
     response_url: str | None = None
+    view_id: str | None = None  # the modal a view_submission / view_closed was about
+    view_outcome: str | None = None  # what Slack did with the ack (see ViewSubmission.outcome)
+
+    @property
+    def response_action(self) -> str | None:
+        """``response_action`` of a view_submission ack (None for an empty ack)."""
+        return self.json.get("response_action") if isinstance(self.json, dict) else None
+
+    @property
+    def view_errors(self) -> dict[str, str]:
+        """``{block_id: message}`` of a ``response_action: errors`` ack, else empty."""
+        if self.response_action != "errors" or not isinstance(self.json.get("errors"), dict):
+            return {}
+        return {str(k): str(v) for k, v in self.json["errors"].items()}
+
+    @property
+    def view_closed(self) -> bool:
+        """True when the ack closed the submitted modal (empty ack or ``clear``)."""
+        return self.view_outcome in ("closed", "cleared")
 
 
 def find_buttons(blocks: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
@@ -1213,7 +1776,8 @@ def find_buttons(blocks: Iterable[Mapping[str, Any]] | None) -> list[dict[str, A
 
 
 class SlackUser:
-    """Plays Slack toward the app: signed slash commands and button clicks over real HTTP."""
+    """Plays Slack toward the app over real HTTP: signed slash commands, button clicks, and
+    modal submissions / closes (:meth:`submit_view`, :meth:`close_view`)."""
 
     find_buttons = staticmethod(find_buttons)
 
@@ -1234,7 +1798,6 @@ class SlackUser:
         self.team_id = team_id
         self.timeout = timeout
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        self._trigger = itertools.count(1)
 
     # -- low level ---------------------------------------------------------------------------
 
@@ -1307,9 +1870,8 @@ class SlackUser:
 
     # -- what people do ----------------------------------------------------------------------
 
-    def _trigger_id(self) -> str:
-        n = next(self._trigger)
-        return f"{1000000000 + n}.{1000000 + n}.{secrets.token_hex(16)}"
+    def _trigger_id(self, user_id: str) -> str:
+        return self.api.new_trigger_id(user_id=user_id)
 
     def command(
         self,
@@ -1335,7 +1897,7 @@ class SlackUser:
             "api_app_id": APP_ID,
             "is_enterprise_install": "false",
             "response_url": response_url,
-            "trigger_id": self._trigger_id(),
+            "trigger_id": self._trigger_id(user_id),
         }
         interaction = Interaction(
             "command", user_id, channel_id, f"{command} {text}".strip(), time.time()
@@ -1402,7 +1964,7 @@ class SlackUser:
             "api_app_id": APP_ID,
             "token": VERIFICATION_TOKEN,
             "container": dict(container),
-            "trigger_id": self._trigger_id(),
+            "trigger_id": self._trigger_id(user_id),
             "team": {"id": self.team_id, "domain": self.api.team_domain},
             "enterprise": None,
             "is_enterprise_install": False,
@@ -1437,6 +1999,252 @@ class SlackUser:
         kwargs.setdefault("block_id", button.get("block_id"))
         return self.click(button["action_id"], button.get("value"), user_id=user_id, **kwargs)
 
+    def _modal(
+        self, view: ModalView | Mapping[str, Any] | str
+    ) -> tuple[dict[str, Any], ModalView | None]:
+        """The view payload to send and the fake's record of it (None for a hand-made dict)."""
+        view_id = view.id if isinstance(view, ModalView) else view
+        if isinstance(view_id, Mapping):
+            view_id = view_id.get("id")
+        record = self.api.view(view_id) if isinstance(view_id, str) else None
+        if record is not None:
+            if record.closed:
+                raise ValueError(f"view {record.id} is closed ({record.closed_by})")
+            return record.view, record
+        if isinstance(view, Mapping):
+            return copy.deepcopy(dict(view)), None
+        raise ValueError(f"no such view: {view_id!r}")
+
+    def _user(self, user_id: str, user_name: str | None) -> dict[str, Any]:
+        name = user_name or self.api.user_name(user_id)
+        return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
+
+    def submit_view(
+        self,
+        view: ModalView | Mapping[str, Any] | str,
+        values: Mapping[str, Any] | None = None,
+        *,
+        user_id: str | None = None,
+        user_name: str | None = None,
+    ) -> HttpResult:
+        """Submit a modal as Slack does (``payload=<view_submission json>``, signed).
+
+        ``view`` is a :class:`ModalView`, a view dict or a view id. ``values`` are what the
+        user entered, ``{block_id: {action_id: value}}`` (or ``{block_id: value}`` for an input
+        block's one element); each element's type comes from the view's blocks, so a value is
+        a string for text inputs, an option value (or option dict) for selects, a list for
+        multi-selects. Inputs left out keep their initial value. As Slack's client does, a
+        required input left empty (or a text outside min/max_length) raises ``ValueError``
+        instead of being sent. ``result.view_outcome`` says what the ack did; the fake's record
+        is closed only when the ack closes the view.
+        """
+        payload_view, record = self._modal(view)
+        user_id = user_id or (record.user_id if record else None)
+        if not user_id:
+            raise ValueError("user_id is needed for a view that is not in the fake's records")
+        state, shown = _state_values(payload_view.get("blocks") or [], values or {})
+        payload_view["state"] = {"values": state}
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": self.api.team_domain},
+            "user": self._user(user_id, user_name),
+            "api_app_id": APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "trigger_id": self._trigger_id(user_id),
+            "view": payload_view,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        title = str((payload_view.get("title") or {}).get("text") or "")
+        interaction = Interaction("view_submission", user_id, "", title, time.time())
+        interaction.detail = {"view_id": payload_view.get("id"), "values": shown}
+        self.api.record_interaction(interaction)
+        result = self.post(urlencode({"payload": json.dumps(payload)}).encode("utf-8"))
+        _set_ack(interaction, result)
+        result.view_id = payload_view.get("id")
+        if record is not None:
+            submission = ViewSubmission(user_id, state, interaction.time, result.status)
+            submission.ack = interaction.ack
+            done = self.api.view_submitted(record.id, submission)
+            result.view_outcome = done.outcome
+            interaction.detail.update(outcome=done.outcome, errors=done.errors)
+        return result
+
+    def close_view(
+        self,
+        view: ModalView | Mapping[str, Any] | str,
+        *,
+        user_id: str | None = None,
+        user_name: str | None = None,
+        is_cleared: bool = False,
+    ) -> HttpResult | None:
+        """Close a modal with its Cancel/X button, as the user does.
+
+        The fake's record closes (its whole stack with ``is_cleared``). As Slack does, the app
+        is told with a signed ``view_closed`` payload only when the view has
+        ``notify_on_close``; then the app's ack is returned, else None.
+        """
+        payload_view, record = self._modal(view)
+        user_id = user_id or (record.user_id if record else None)
+        if not user_id:
+            raise ValueError("user_id is needed for a view that is not in the fake's records")
+        if record is not None:
+            self.api.view_closed_by_user(record.id, clear=is_cleared)
+        title = str((payload_view.get("title") or {}).get("text") or "")
+        interaction = Interaction("view_closed", user_id, "", title, time.time())
+        interaction.detail = {"view_id": payload_view.get("id")}
+        self.api.record_interaction(interaction)
+        if not payload_view.get("notify_on_close"):
+            return None
+        payload = {
+            "type": "view_closed",
+            "team": {"id": self.team_id, "domain": self.api.team_domain},
+            "user": self._user(user_id, user_name),
+            "api_app_id": APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "view": payload_view,
+            "is_cleared": is_cleared,
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        result = self.post(urlencode({"payload": json.dumps(payload)}).encode("utf-8"))
+        _set_ack(interaction, result)
+        result.view_id = payload_view.get("id")
+        return result
+
+
+# state.values: the key each element type keeps its value under in a view_submission
+_STATE_KEYS = {
+    **dict.fromkeys(_TEXT_INPUT_TYPES, "value"),
+    **dict.fromkeys(("static_select", "external_select", "radio_buttons"), "selected_option"),
+    **dict.fromkeys(
+        ("multi_static_select", "multi_external_select", "checkboxes"), "selected_options"
+    ),
+    "users_select": "selected_user",
+    "multi_users_select": "selected_users",
+    "conversations_select": "selected_conversation",
+    "multi_conversations_select": "selected_conversations",
+    "channels_select": "selected_channel",
+    "multi_channels_select": "selected_channels",
+    "datepicker": "selected_date",
+    "timepicker": "selected_time",
+    "datetimepicker": "selected_date_time",
+    "rich_text_input": "rich_text_value",
+    "file_input": "files",
+}
+
+
+def _state_values(
+    blocks: Iterable[Mapping[str, Any]], values: Mapping[str, Any]
+) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:
+    """``view.state.values`` for a submission of ``blocks`` with ``values`` entered, and the
+    entries as ``(label, shown value)`` for the transcript. Every input block is included, as
+    Slack does (``None`` / ``[]`` when left empty); other elements only when given."""
+    elements = {
+        (b.get("block_id"), e.get("action_id")): (b, e)
+        for b in blocks
+        for e in _block_elements(b)
+        if e.get("type") in _STATE_KEYS
+    }
+    given: dict[tuple[Any, Any], Any] = {}
+    for block_id, entry in values.items():
+        if isinstance(entry, Mapping):
+            given.update(((block_id, action_id), v) for action_id, v in entry.items())
+            continue
+        keys = [k for k in elements if k[0] == block_id]
+        if len(keys) != 1:
+            raise ValueError(f"block {block_id!r}: give {{action_id: value}} for it")
+        given[keys[0]] = entry
+    unknown = sorted(f"{b}/{a}" for b, a in given if (b, a) not in elements)
+    if unknown:
+        raise ValueError(f"the view has no input element {', '.join(unknown)}")
+    state: dict[str, dict[str, Any]] = {}
+    shown: list[tuple[str, str]] = []
+    for (block_id, action_id), (block, element) in elements.items():
+        if (block_id, action_id) not in given and block.get("type") != "input":
+            continue
+        key = _STATE_KEYS[element["type"]]
+        if (block_id, action_id) in given:
+            value = _state_value(element, given[(block_id, action_id)])
+        else:
+            value = _initial_value(element, key)
+        _check_entered(block, element, value)
+        state.setdefault(block_id, {})[action_id] = {"type": element["type"], key: value}
+        if value not in (None, "", []):
+            label = (block.get("label") or {}).get("text") or f"{block_id}/{action_id}"
+            shown.append((str(label), _shown(value)))
+    return state, shown
+
+
+def _initial_value(element: Mapping[str, Any], key: str) -> Any:
+    if key in ("value", "rich_text_value"):
+        return element.get("initial_value")
+    value = element.get(key.replace("selected_", "initial_"))
+    if value is None and key.endswith("s"):
+        return []
+    return copy.deepcopy(value)
+
+
+def _state_value(element: Mapping[str, Any], value: Any) -> Any:
+    kind = element["type"]
+    key = _STATE_KEYS[kind]
+    if key == "selected_option":
+        return None if value is None else _option(element, value)
+    if key == "selected_options":
+        items = [value] if isinstance(value, str | Mapping) else list(value or [])
+        return [_option(element, v) for v in items]
+    if key == "rich_text_value" and isinstance(value, str):
+        section = {"type": "rich_text_section", "elements": [{"type": "text", "text": value}]}
+        return {"type": "rich_text", "elements": [section]}
+    if key.endswith("s") and isinstance(value, str):
+        return [value]
+    return value
+
+
+def _option(element: Mapping[str, Any], value: Any) -> dict[str, Any]:
+    """The option a user picked, by its value, as the element defines it."""
+    if isinstance(value, Mapping):
+        return copy.deepcopy(dict(value))
+    options = list(element.get("options") or [])
+    for group in element.get("option_groups") or []:
+        options.extend(group.get("options") or [])
+    for option in options:
+        if option.get("value") == value:
+            return copy.deepcopy(option)
+    if element["type"] in ("external_select", "multi_external_select"):
+        return {"text": {"type": "plain_text", "text": str(value)}, "value": str(value)}
+    raise ValueError(f"{element.get('action_id')}: no option with value {value!r}")
+
+
+def _check_entered(block: Mapping[str, Any], element: Mapping[str, Any], value: Any) -> None:
+    """What Slack's client checks before it lets the user submit."""
+    if block.get("type") != "input":
+        return
+    label = (block.get("label") or {}).get("text") or block.get("block_id")
+    if value in (None, "", []):
+        if not block.get("optional"):
+            raise ValueError(f"{label!r} is required: Slack would not let the user submit")
+        return
+    if element["type"] == "plain_text_input" and isinstance(value, str):
+        if len(value) < int(element.get("min_length") or 0):
+            raise ValueError(f"{label!r} is shorter than min_length {element['min_length']}")
+        if len(value) > int(element.get("max_length") or 3000):
+            raise ValueError(f"{label!r} is longer than max_length")
+
+
+def _shown(value: Any) -> str:
+    """A submitted value as a person reads it."""
+    if isinstance(value, Mapping):
+        if isinstance(value.get("text"), Mapping):
+            return str(value["text"].get("text") or value.get("value") or "")
+        if value.get("type") == "rich_text":
+            return blocks_to_text([value]).strip()
+        return json.dumps(value)
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    return str(value)
+
 
 def _set_ack(interaction: Interaction, result: HttpResult) -> None:
     interaction.status = result.status
@@ -1469,12 +2277,37 @@ def _indent(text: str, prefix: str) -> list[str]:
     return [prefix + line if line else prefix.rstrip() for line in text.splitlines() or [""]]
 
 
+_VIEW_OUTCOMES = {
+    "updated": f"  {BOT_NAME} updated the modal",
+    "pushed": f"  {BOT_NAME} opened another modal on top",
+    "failed": '  (Slack showed "We had some trouble connecting"; the modal stayed open)',
+}
+
+
+def _modal_interaction_lines(i: Interaction, who: Callable[[str | None], str]) -> list[str]:
+    if i.kind == "view_closed":
+        return [f'> {who(i.user_id)} closed "{i.text}"']
+    lines = [f'> {who(i.user_id)} submitted "{i.text}"']
+    for label, value in i.detail.get("values") or []:
+        lines.extend(_indent(f"{label}: {value}", "    "))
+    if i.status is not None and i.status >= 300:
+        lines.append(f"    (the app answered HTTP {i.status})")
+    outcome = i.detail.get("outcome")
+    if outcome == "errors":
+        lines.append(f"  {BOT_NAME} kept the modal open:")
+        lines.extend(f"    {message}" for message in (i.detail.get("errors") or {}).values())
+    elif outcome in _VIEW_OUTCOMES:
+        lines.append(_VIEW_OUTCOMES[outcome])
+    return lines
+
+
 def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = None) -> str:
     """Everything people did and the bot said, in time order, as readable plain text.
 
     Covers slash commands and clicks sent by :class:`SlackUser` (with their acks),
-    chat.postMessage / update / postEphemeral / delete and response_url payloads. Thread
-    replies are indented under a ``↳`` marker.
+    chat.postMessage / update / postEphemeral / delete, response_url payloads, and modals
+    (``modal opened for bob: Reject update``, then what was submitted). Thread replies are
+    indented under a ``↳`` marker.
     """
     names: dict[str, str] = {}
     with api._lock:
@@ -1505,6 +2338,9 @@ def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = N
     for entry in api.timeline:
         if entry.interaction is not None:
             i = entry.interaction
+            if i.kind in ("view_submission", "view_closed"):
+                out.append(_modal_interaction_lines(i, who))
+                continue
             if i.kind == "command":
                 lines = [f"> {who(i.user_id)} in {where(i.channel_id)}: {i.text}"]
             else:
@@ -1537,6 +2373,9 @@ def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = N
                 emit(f"{where(channel)} · {BOT_NAME} (only visible to {who(d.get('user'))}):", body)
             elif call.method == "chat.delete":
                 out.append([f"{where(channel)} · {BOT_NAME} deleted its message"])
+            elif call.method in ("views.open", "views.update"):
+                verb = "opened" if call.method == "views.open" else "updated"
+                out.append([f"modal {verb} for {who(d.get('user'))}: {d.get('title')}"])
         elif entry.response is not None:
             payload, d = entry.response.payload, entry.detail
             body = _content_text(payload.get("text"), payload.get("blocks"), names)
