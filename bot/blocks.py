@@ -7,12 +7,13 @@ page buttons say how many pages there are, so nothing is ever cut silently.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.ids import Action, action_id
-from storage.models import State, Subscription, UpdateRequest, utcnow
+from bot.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action, action_id
+from storage.models import IN_FLIGHT, State, Subscription, UpdateRequest, utcnow
 
 if TYPE_CHECKING:
     from bot.digests import Digest, GroupSummary
@@ -112,7 +113,7 @@ def listing(page: ListingPage) -> Message:
     out: list[Block] = [section(summary)]
     if page.failures:
         out.append(_failures(page.failures))
-    out.extend(_entries(page.entries))
+    out.extend(_entries(page.entries, four_eyes=page.four_eyes))
     if page.pages > 1 and page.entries:
         out.append(_page_buttons(page))
     noun = "update" if page.total_images == 1 else "updates"
@@ -131,7 +132,7 @@ def _failures(failures: Sequence[str]) -> Block:
     return context(":warning: Could not list: " + "; ".join(escape(f) for f in failures))
 
 
-def _entries(entries: Sequence[Entry]) -> list[Block]:
+def _entries(entries: Sequence[Entry], *, four_eyes: bool) -> list[Block]:
     out: list[Block] = []
     group = None
     for entry in entries:
@@ -139,7 +140,7 @@ def _entries(entries: Sequence[Entry]) -> list[Block]:
         if (offer.account_id, offer.region) != group:
             group = (offer.account_id, offer.region)
             out.append(context(f"*{offer.region}* · account {offer.account_id}"))
-        out.extend(_entry(entry))
+        out.extend(_entry(entry, four_eyes=four_eyes))
     return out
 
 
@@ -152,7 +153,7 @@ def _days(span: timedelta) -> str:
     return "today" if days < 1 else f"{days} day{'s' if days != 1 else ''}"
 
 
-def _entry(entry: Entry) -> list[Block]:
+def _entry(entry: Entry, *, four_eyes: bool) -> list[Block]:
     offer, request = entry.offer, entry.request
     head = f"*{escape(offer.image_name)}* `{offer.image_id}`"
     span = waited(entry, utcnow())
@@ -170,9 +171,12 @@ def _entry(entry: Entry) -> list[Block]:
         return [section("\n".join(lines))]
     if request is not None:
         lines.append(status_line(request))
-        if request.state not in (State.failed, State.error, State.rejected, State.expired):
-            return [section("\n".join(lines))]
-    buttons = [_approve_button(entry)]
+    if offer.withdrawn_reason:
+        lines.append(f"_No longer offered: {escape(offer.withdrawn_reason)}_")
+        return [section("\n".join(lines))]
+    if request is not None and request.state in IN_FLIGHT | {State.available}:
+        return [section("\n".join(lines))]
+    buttons = [_approve_button(entry, four_eyes=four_eyes)]
     if entry.snooze is None:
         buttons.append(
             {
@@ -185,12 +189,18 @@ def _entry(entry: Entry) -> list[Block]:
     return [section("\n".join(lines)), {"type": "actions", "elements": buttons}]
 
 
-def _approve_button(entry: Entry) -> Block:
+def _approve_button(entry: Entry, *, four_eyes: bool) -> Block:
     offer = entry.offer
+    label = "Request update" if four_eyes else "Approve"
+    then = (
+        " Another approver then approves it before anything is built."
+        if four_eyes
+        else " The source image is kept."
+    )
     return {
         "type": "button",
         "action_id": action_id(Action.APPROVE, offer.position),
-        "text": {"type": "plain_text", "text": "Approve"},
+        "text": {"type": "plain_text", "text": label},
         "style": "primary",
         "value": offer.key,
         "confirm": {
@@ -199,11 +209,11 @@ def _approve_button(entry: Entry) -> Block:
                 "type": "mrkdwn",
                 "text": cut(
                     f"Create a new image from *{escape(offer.image_name)}* with the latest "
-                    "WorkSpaces drivers and agents. The source image is kept.",
+                    f"WorkSpaces drivers and agents.{then}",
                     300,
                 ),
             },
-            "confirm": {"type": "plain_text", "text": "Approve"},
+            "confirm": {"type": "plain_text", "text": label},
             "deny": {"type": "plain_text", "text": "Cancel"},
         },
     }
@@ -259,7 +269,7 @@ def digest(report: Digest) -> list[Message]:
     if page.failures:
         top.append(_failures(page.failures))
     if page.pages == 1:
-        body = _entries(page.entries)
+        body = _entries(page.entries, four_eyes=page.four_eyes)
     else:
         body = [_group_line(group) for group in report.groups]
     text = f"WorkSpaces image digest: {page.total_images} updates available"
@@ -311,9 +321,14 @@ def _group_line(group: GroupSummary) -> Block:
 def status_line(request: UpdateRequest) -> str:
     who = f"<@{request.approved_by}>" if request.approved_by else f"<@{request.requested_by}>"
     new = f"`{request.new_image_id}`" if request.new_image_id else "the new image"
+    closer = f"<@{request.closed_by}>" if request.closed_by else "wsimg"
+    reason = f": {escape(request.close_reason)}" if request.close_reason else ""
     match request.state:
         case State.requested:
-            return f":raised_hand: Requested by <@{request.requested_by}>, waiting for approval"
+            return (
+                f":raised_hand: Requested by <@{request.requested_by}>, waiting for another "
+                "approver"
+            )
         case State.approved | State.submitting:
             return f":gear: Approved by {who}; creating the updated image…"
         case State.pending:
@@ -329,27 +344,117 @@ def status_line(request: UpdateRequest) -> str:
             return (
                 f":x: Approved by {who}; the update failed: {escape(request.error_message or '')}"
             )
+        case State.rejected:
+            return f":no_entry: Rejected by {closer}{reason}"
+        case State.cancelled:
+            return f":heavy_multiplication_x: Cancelled by {closer}{reason}"
+        case State.expired:
+            return f":hourglass: Expired{reason}"
         case _:
             return f"Request {request.short_id} is {request.state}"
 
 
 def announcement(request: UpdateRequest) -> Message:
     name = escape(request.source_image_name)
-    head = (
-        f"<@{request.approved_by}> approved the WorkSpaces update of "
-        f"*{escape(request.source_image_name)}* `{request.source_image_id}` in "
-        f"{request.region} (account {request.account_id})."
+    image = (
+        f"*{name}* `{request.source_image_id}` in {request.region} (account {request.account_id})"
     )
+    requester = f"<@{request.requested_by}>"
+    if request.approved_by is None:
+        head = f"{requester} asked for the WorkSpaces update of {image}."
+        text = f"Update of {name} requested by {requester}"
+    elif request.approved_by == request.requested_by:
+        head = f"<@{request.approved_by}> approved the WorkSpaces update of {image}."
+        text = f"Update of {name} approved by <@{request.approved_by}>"
+    else:
+        head = (
+            f"<@{request.approved_by}> approved {requester}'s request for the WorkSpaces update "
+            f"of {image}."
+        )
+        text = f"Update of {name} approved by <@{request.approved_by}>"
     lines = [head]
     if request.update_description:
         lines.append(f"Update: {escape(request.update_description)}")
     lines.append(status_line(request))
     if request.state == State.pending:
         lines.append("I will reply in this thread when it is AVAILABLE or ERROR.")
-    return {
-        "text": f"Update of {name} approved by <@{request.approved_by}>",
-        "blocks": [section("\n".join(lines)), context(f"Request `{request.short_id}`")],
+    out = [section("\n".join(lines))]
+    if request.state == State.requested:
+        out.append(_decision_buttons(request))
+    out.append(context(f"Request `{request.short_id}`"))
+    return {"text": text, "blocks": out}
+
+
+def _decision_buttons(request: UpdateRequest) -> Block:
+    def button(action: Action, label: str, style: str | None = None) -> Block:
+        element: Block = {
+            "type": "button",
+            "action_id": action_id(action, 0),
+            "text": {"type": "plain_text", "text": label},
+            "value": request.id,
+        }
+        if style:
+            element["style"] = style
+        return element
+
+    approve = button(Action.CONFIRM, "Approve", "primary")
+    approve["confirm"] = {
+        "title": {"type": "plain_text", "text": "Update this image?"},
+        "text": {
+            "type": "mrkdwn",
+            "text": cut(
+                f"Create a new image from *{escape(request.source_image_name)}* with the latest "
+                "WorkSpaces drivers and agents. The source image is kept.",
+                300,
+            ),
+        },
+        "confirm": {"type": "plain_text", "text": "Approve"},
+        "deny": {"type": "plain_text", "text": "Back"},
     }
+    return {
+        "type": "actions",
+        "elements": [
+            approve,
+            button(Action.REJECT, "Reject", "danger"),
+            button(Action.CANCEL, "Cancel request"),
+        ],
+    }
+
+
+def reason_modal(request: UpdateRequest, *, cancel: bool, channel_id: str | None) -> Block:
+    """The modal that asks why a request is rejected (or cancelled)."""
+    verb = "Cancel" if cancel else "Reject"
+    return {
+        "type": "modal",
+        "callback_id": CLOSE_VIEW,
+        "private_metadata": json.dumps(
+            {"request": request.id, "cancel": cancel, "channel": channel_id}
+        ),
+        "title": {"type": "plain_text", "text": f"{verb} the update"},
+        "submit": {"type": "plain_text", "text": verb},
+        "close": {"type": "plain_text", "text": "Back"},
+        "blocks": [
+            section(
+                f"{verb} the WorkSpaces update of *{escape(request.source_image_name)}* "
+                f"`{request.source_image_id}` (request `{request.short_id}`)?"
+            ),
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {"type": "plain_text", "text": "Why?"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": True,
+                    "min_length": 3,
+                    "max_length": REASON_MAX,
+                },
+            },
+        ],
+    }
+
+
+REASON_MAX = 500
 
 
 def followup(request: UpdateRequest) -> Message:
@@ -407,6 +512,7 @@ def history(requests: Sequence[UpdateRequest]) -> Message:
         f"`{r.short_id}` {_when(r.created_at)} *{escape(r.source_image_name)}* ({r.region}) — "
         f"requested by <@{r.requested_by}>"
         + (f", approved by <@{r.approved_by}>" if r.approved_by else "")
+        + (f", {r.state} by {_actor(r.closed_by)}" if r.closed_by else "")
         + f" — *{r.state}*"
         + (f" → `{r.new_image_id}`" if r.new_image_id else "")
         for r in requests

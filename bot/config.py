@@ -10,7 +10,14 @@ import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -40,7 +47,11 @@ class Settings(BaseSettings):
     )
     role_arns: CommaList = Field(default_factory=list, validation_alias="WSIMG_ROLE_ARNS")
     approvers: CommaList = Field(default_factory=list, validation_alias="WSIMG_APPROVERS")
+    requesters: CommaList = Field(default_factory=list, validation_alias="WSIMG_REQUESTERS")
     four_eyes: bool = Field(False, validation_alias="WSIMG_FOUR_EYES")
+    approval_ttl_hours: int = Field(
+        24, ge=1, le=24 * 30, validation_alias="WSIMG_APPROVAL_TTL_HOURS"
+    )
     digest_channel: str | None = Field(None, validation_alias="WSIMG_DIGEST_CHANNEL")
     digest_cron: str = Field("0 9 * * *", validation_alias="WSIMG_DIGEST_CRON")
     timezone: str = Field("UTC", validation_alias="WSIMG_TIMEZONE")
@@ -48,19 +59,19 @@ class Settings(BaseSettings):
     scheduler: bool = Field(True, validation_alias="WSIMG_SCHEDULER")
     port: int = Field(3000, ge=0, le=65535, validation_alias="PORT")
 
-    @field_validator("regions", "role_arns", "approvers", mode="before")
+    @field_validator("regions", "role_arns", "approvers", "requesters", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
 
-    @field_validator("approvers")
+    @field_validator("approvers", "requesters")
     @classmethod
-    def _approver_ids(cls, value: list[str]) -> list[str]:
+    def _slack_ids(cls, value: list[str], info: ValidationInfo) -> list[str]:
         bad = [item for item in value if not _APPROVER_ID.match(item)]
         if bad:
+            name = "WSIMG_APPROVERS" if info.field_name == "approvers" else "WSIMG_REQUESTERS"
             raise ValueError(
-                f"WSIMG_APPROVERS takes Slack user IDs (U…/W…) and user-group IDs (S…); "
-                f"not {', '.join(bad)}"
+                f"{name} takes Slack user IDs (U…/W…) and user-group IDs (S…); not {', '.join(bad)}"
             )
         return value
 

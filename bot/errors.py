@@ -30,11 +30,16 @@ from botocore.exceptions import (
 
 
 class WsimgError(Exception):
-    """An error whose ``user_message`` can be shown to a Slack user as it is."""
+    """An error whose ``user_message`` can be shown to a Slack user as it is (plain text).
 
-    def __init__(self, user_message: str) -> None:
+    ``mrkdwn``, when given, is the same sentence for Slack with mentions (``<@U…>``) left
+    working; whoever builds it escapes what came from outside.
+    """
+
+    def __init__(self, user_message: str, *, mrkdwn: str | None = None) -> None:
         super().__init__(user_message)
         self.user_message = user_message
+        self.mrkdwn = mrkdwn
 
 
 class ConfigError(WsimgError):

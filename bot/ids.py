@@ -15,6 +15,16 @@ class Action(StrEnum):
     PAGE = "wsimg.page"
     SNOOZE = "wsimg.snooze"
     OPEN = "wsimg.open"  # a digest's "List them": the paged listing of one region
+    # On a request's announcement (four-eyes): decide the request.
+    CONFIRM = "wsimg.confirm"
+    REJECT = "wsimg.reject"
+    CANCEL = "wsimg.cancel"
+
+
+# The modal that asks why a request is rejected or cancelled.
+CLOSE_VIEW = "wsimg.close"
+REASON_BLOCK = "reason"
+REASON_INPUT = "text"
 
 
 def action_id(action: Action, suffix: str | int) -> str:

@@ -1,4 +1,5 @@
-"""Who may approve: Slack user IDs and members of Slack user groups (WSIMG_APPROVERS).
+"""Who may do what: approvers (WSIMG_APPROVERS) and requesters (WSIMG_REQUESTERS), each a list
+of Slack user IDs and user groups, and the four-eyes rule (WSIMG_FOUR_EYES).
 
 Group membership comes from usergroups.users.list and is cached briefly so a busy channel does
 not hammer the API, while a removal still takes effect within a minute.
@@ -7,6 +8,7 @@ not hammer the API, while a removal still takes effect within a minute.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -17,34 +19,53 @@ from slack_sdk.errors import SlackApiError
 log = logging.getLogger(__name__)
 
 GROUP_CACHE_SECONDS = 60.0
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class ApproverPolicy:
+    """``can_approve``: in WSIMG_APPROVERS. ``can_request`` (only asked with four-eyes on): in
+    WSIMG_REQUESTERS, or anyone who can click in the channel when that is empty, or an
+    approver. ``four_eyes``: the requester of an update may not also approve it."""
+
     def __init__(
         self,
         *,
         users: Iterable[str],
         groups: Iterable[str],
         client: WebClient,
+        requesters: Iterable[str] = (),
+        four_eyes: bool = False,
         cache_seconds: float = GROUP_CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._users = frozenset(users)
         self._groups = tuple(groups)
+        requesters = tuple(requesters)
+        self._requester_users = frozenset(r for r in requesters if r[:1] in ("U", "W"))
+        self._requester_groups = tuple(r for r in requesters if r[:1] == "S")
+        self.four_eyes = four_eyes
         self._client = client
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
-    @property
-    def configured(self) -> bool:
-        return bool(self._users or self._groups)
-
     def can_approve(self, user_id: str) -> bool:
-        if user_id in self._users:
+        return self._listed(user_id, self._users, self._groups)
+
+    def can_request(self, user_id: str) -> bool:
+        if not _USER_ID.match(user_id):
+            return False
+        if not (self._requester_users or self._requester_groups):
+            return True  # anyone in the channel
+        return self._listed(
+            user_id, self._requester_users, self._requester_groups
+        ) or self.can_approve(user_id)
+
+    def _listed(self, user_id: str, users: frozenset[str], groups: Iterable[str]) -> bool:
+        if user_id in users:
             return True
-        return any(user_id in self._members(group) for group in self._groups)
+        return any(user_id in self._members(group) for group in groups)
 
     def _members(self, group_id: str) -> frozenset[str]:
         now = self._clock()

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import digests, updates
+from bot import decisions, digests, updates
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,9 @@ def poll_job(services: Services) -> None:
     report = updates.poll(services)
     if report.resumed or report.finished or report.followups:
         log.info("poll: %s", report)
+    expired = decisions.expire_requests(services)
+    if expired:
+        log.info("expired %d request(s) nobody decided", expired)
 
 
 def digest_job(services: Services) -> None:

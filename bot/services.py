@@ -56,7 +56,11 @@ def build_services(
         or WorkSpacesGateway(regions=settings.regions, role_arns=settings.role_arns),
         slack=slack,
         policy=ApproverPolicy(
-            users=settings.approver_users, groups=settings.approver_groups, client=slack
+            users=settings.approver_users,
+            groups=settings.approver_groups,
+            requesters=settings.requesters,
+            four_eyes=settings.four_eyes,
+            client=slack,
         ),
         notifier=Notifier(slack),
     )

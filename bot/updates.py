@@ -7,6 +7,7 @@ and the unique index on it allows one in-flight update per source image.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import uuid
@@ -51,7 +52,17 @@ NOT_FOUND_GRACE = timedelta(minutes=5)
 SYSTEM = "wsimg"
 
 
-class NotAllowed(WsimgError):
+class Refused(WsimgError):
+    """A click that changes nothing. ``page``: the listing as it should now be shown."""
+
+    def __init__(
+        self, message: str, *, page: ListingPage | None = None, mrkdwn: str | None = None
+    ) -> None:
+        super().__init__(message, mrkdwn=mrkdwn)
+        self.page = page
+
+
+class NotAllowed(Refused):
     def __init__(self) -> None:
         super().__init__(
             "You may not approve WorkSpaces image updates. Ask an admin to add your Slack user "
@@ -59,33 +70,60 @@ class NotAllowed(WsimgError):
         )
 
 
-class StaleButton(WsimgError):
+class NotAllowedToRequest(Refused):
+    def __init__(self) -> None:
+        super().__init__(
+            "You may not request WorkSpaces image updates. Ask an admin to add your Slack user "
+            "or one of your user groups to WSIMG_REQUESTERS."
+        )
+
+
+class StaleButton(Refused):
     def __init__(self) -> None:
         super().__init__(
             "That button is no longer valid. Run `/wsimg updates` again for a fresh list."
         )
 
 
-class AlreadyInFlight(WsimgError):
-    def __init__(self, request: UpdateRequest) -> None:
-        who = f"<@{request.approved_by or request.requested_by}>"
+class Expired(Refused):
+    def __init__(self, what: str) -> None:
         super().__init__(
-            f"An update of {request.source_image_name} is already {request.state} "
-            f"(request {request.short_id}, approved by {who}). Nothing new was started."
+            f"{what} and has expired: nothing was started. Run `/wsimg updates` again."
+        )
+
+
+class AlreadyInFlight(Refused):
+    def __init__(self, request: UpdateRequest, *, page: ListingPage | None = None) -> None:
+        def say(name: str, who: Callable[[str], str]) -> str:
+            if request.state == State.requested:
+                how = f"waiting for approval (requested by {who(request.requested_by)})"
+            else:
+                approver = who(request.approved_by or request.requested_by)
+                how = f"{request.state}, approved by {approver}"
+            return (
+                f"An update of {name} is already in flight: {how}, request "
+                f"{request.short_id}. Nothing new was started."
+            )
+
+        super().__init__(
+            say(request.source_image_name, lambda user: user),
+            page=page,
+            mrkdwn=say(blocks.escape(request.source_image_name), lambda user: f"<@{user}>"),
         )
         self.request = request
 
 
-class AlreadyUpdated(WsimgError):
-    def __init__(self, request: UpdateRequest) -> None:
+class AlreadyUpdated(Refused):
+    def __init__(self, request: UpdateRequest, *, page: ListingPage | None = None) -> None:
         super().__init__(
             f"{request.source_image_name} was already updated: {request.new_image_id} "
-            f"(request {request.short_id}). Nothing new was started."
+            f"(request {request.short_id}). Nothing new was started.",
+            page=page,
         )
         self.request = request
 
 
-class NotUpdatable(WsimgError):
+class NotUpdatable(Refused):
     pass
 
 
@@ -113,6 +151,7 @@ class ListingPage:
     total_images: int
     total_regions: int
     entries: list[Entry]
+    four_eyes: bool = False  # a click asks for the update; another approver approves it
 
     @property
     def failures(self) -> list[str]:
@@ -232,6 +271,7 @@ def load_page(services: Services, *, listing_id: str, page: int) -> ListingPage:
         total_images=total,
         total_regions=regions,
         entries=entries,
+        four_eyes=services.settings.four_eyes,
     )
 
 
@@ -269,27 +309,36 @@ class Approval:
 def approve(
     services: Services, *, offer_key: str, user_id: str, channel_id: str | None
 ) -> Approval:
-    """An approver's click: create the request, announce it, and submit it exactly once."""
+    """A click on a listing's Approve button.
+
+    Four-eyes off: an approver's click creates the request, announces it and submits it
+    exactly once. Four-eyes on: a requester's (or approver's) click creates the request and
+    announces it with Approve / Reject / Cancel buttons, for a different approver to decide.
+    Every refusal says why, and where it changes what the listing should show, carries the
+    page to show instead (``Refused.page``).
+    """
     with session_scope(services.engine) as session:
         offer = crud.get_offer(session=session, key=offer_key)
     if offer is None:
         raise StaleButton()
-    if not services.policy.can_approve(user_id):
-        with session_scope(services.engine) as session:
-            crud.record_event(
-                session=session,
-                kind="approval_refused",
-                actor=user_id,
-                detail={"image": offer.image_key, "reason": "not an approver"},
-            )
-        raise NotAllowed()
+    policy = services.policy
+    allowed = policy.can_request(user_id) if policy.four_eyes else policy.can_approve(user_id)
+    if not allowed:
+        record_refusal(services, user_id, offer.image_key, "not an approver")
+        raise NotAllowedToRequest() if policy.four_eyes else NotAllowed()
+    if utcnow() - offer.created_at > ttl(services):
+        raise Expired(f"This list is more than {ttl_text(services)} old")
     if offer.not_updatable_reason:
         raise NotUpdatable(offer.not_updatable_reason)
+    page = functools.partial(load_page, services, listing_id=offer.listing_id, page=offer.page)
+    _refuse_if_taken(services, offer.image_key, page)
+    _recheck_offer(services, offer, page)
 
     now = utcnow()
+    direct = not policy.four_eyes
     request = UpdateRequest(
         id=uuid.uuid4().hex,
-        state=State.approved.value,
+        state=(State.approved if direct else State.requested).value,
         active_key=offer.image_key,
         account_id=offer.account_id,
         region=offer.region,
@@ -297,25 +346,19 @@ def approve(
         source_image_name=offer.image_name,
         update_description=offer.update_description,
         requested_by=user_id,
-        approved_by=user_id,
-        approved_at=now,
+        approved_by=user_id if direct else None,
+        approved_at=now if direct else None,
         worker_id=WORKER_ID,
         channel_id=channel_id or offer.channel_id,
         offer_key=offer.key,
     )
     with session_scope(services.engine) as session:
-        latest = crud.latest_requests(session=session, image_keys=[offer.image_key])
-        done = latest.get(offer.image_key)
-        if done is not None and done.state == State.available:
-            raise AlreadyUpdated(done)
-        if not crud.create_request(session=session, request=request):
-            existing = crud.active_request(session=session, image_key=offer.image_key)
-            if existing is None:  # finished between the insert and this read: show the latest
-                existing = crud.latest_requests(session=session, image_keys=[offer.image_key])[
-                    offer.image_key
-                ]
-            raise AlreadyInFlight(existing)
-        for kind in ("requested", "approved"):
+        created = crud.create_request(session=session, request=request)
+    if not created:
+        _refuse_if_taken(services, offer.image_key, page)
+        raise StaleButton()  # the other request ended in between: a fresh list will tell
+    with session_scope(services.engine) as session:
+        for kind in ("requested", "approved") if direct else ("requested",):
             crud.record_event(
                 session=session,
                 kind=kind,
@@ -330,10 +373,85 @@ def approve(
             crud.set_fields(
                 session=session, request_id=request.id, channel_id=posted[0], message_ts=posted[1]
             )
-    final = submit(services, request_id=request.id)
-    return Approval(
-        request=final, page=load_page(services, listing_id=offer.listing_id, page=offer.page)
+    final = (
+        submit(services, request_id=request.id) if direct else reload_request(services, request.id)
     )
+    return Approval(request=final, page=page())
+
+
+def ttl(services: Services) -> timedelta:
+    return timedelta(hours=services.settings.approval_ttl_hours)
+
+
+def ttl_text(services: Services) -> str:
+    hours = services.settings.approval_ttl_hours
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+def record_refusal(
+    services: Services, user_id: str, image: str, reason: str, request_id: str | None = None
+) -> None:
+    with session_scope(services.engine) as session:
+        crud.record_event(
+            session=session,
+            kind="approval_refused",
+            actor=user_id,
+            request_id=request_id,
+            detail={"image": image, "reason": reason},
+        )
+
+
+def _refuse_if_taken(services: Services, image_key: str, page: Callable[[], ListingPage]) -> None:
+    """An update of this image already in flight, or already done: refuse, and show it."""
+    with session_scope(services.engine) as session:
+        active = crud.active_request(session=session, image_key=image_key)
+        latest = crud.latest_requests(session=session, image_keys=[image_key]).get(image_key)
+    # The page is read in a session of its own, after this one has ended (on SQLite each
+    # transaction holds the write lock: a second one inside it would wait on itself).
+    if active is not None:
+        raise AlreadyInFlight(active, page=page())
+    if latest is not None and latest.state == State.available:
+        raise AlreadyUpdated(latest, page=page())
+
+
+def _recheck_offer(services: Services, offer: Offer, page: Callable[[], ListingPage]) -> None:
+    """Ask AWS again: the image may be gone, or already updated, since the list was made."""
+    reason = recheck_image(
+        services,
+        account_id=offer.account_id,
+        region=offer.region,
+        image_id=offer.image_id,
+        name=offer.image_name,
+    )
+    if reason is None:
+        return
+    with session_scope(services.engine) as session:
+        crud.withdraw_offer(session=session, key=offer.key, reason=reason)
+        crud.record_event(
+            session=session,
+            kind="offer_withdrawn",
+            actor=SYSTEM,
+            detail={"image": offer.image_key, "reason": reason},
+        )
+    raise NotUpdatable(reason, page=page())
+
+
+def recheck_image(
+    services: Services, *, account_id: str, region: str, image_id: str, name: str
+) -> str | None:
+    """Why the image can no longer be updated, from a fresh DescribeWorkspaceImages; or None."""
+    found = services.gateway.describe_images(
+        account_id=account_id, region=region, image_ids=[image_id]
+    )
+    image = next((i for i in found if i.image_id == image_id), None)
+    if image is None:
+        return f"{name} ({image_id}) no longer exists in {region}."
+    if not image.update_available:
+        return (
+            f"{name} ({image_id}) has no WorkSpaces update available any more: it has been "
+            "updated, or AWS withdrew the update."
+        )
+    return image.not_updatable_reason
 
 
 def submit(services: Services, *, request_id: str) -> UpdateRequest:
@@ -351,13 +469,13 @@ def submit(services: Services, *, request_id: str) -> UpdateRequest:
             submitted_at=utcnow(),
             worker_id=WORKER_ID,
         ):
-            return _reload(services, request_id)
+            return reload_request(services, request_id)
     return _create(services, request_id=request_id)
 
 
 def _create(services: Services, *, request_id: str) -> UpdateRequest:
     """Call CreateUpdatedWorkspaceImage for a request in `submitting` and record the outcome."""
-    request = _reload(services, request_id)
+    request = reload_request(services, request_id)
     assert request.new_image_name is not None
     tags = update_tags(
         request_id=request.id,
@@ -398,7 +516,7 @@ def _create(services: Services, *, request_id: str) -> UpdateRequest:
                 request_id=request.id,
                 detail={"new_image_id": new_image_id, "name": request.new_image_name},
             )
-    request = _reload(services, request_id)
+    request = reload_request(services, request_id)
     if moved:
         services.notifier.refresh(request)
     return request
@@ -432,13 +550,13 @@ def _fail(services: Services, request: UpdateRequest, exc: AwsError) -> UpdateRe
                 request_id=request.id,
                 detail={"code": exc.code, "message": exc.aws_message, "action": exc.action},
             )
-    request = _reload(services, request.id)
+    request = reload_request(services, request.id)
     if moved:
         services.notifier.refresh(request)
     return request
 
 
-def _reload(services: Services, request_id: str) -> UpdateRequest:
+def reload_request(services: Services, request_id: str) -> UpdateRequest:
     with session_scope(services.engine) as session:
         request = crud.get_request(session=session, request_id=request_id)
     assert request is not None

@@ -1,14 +1,18 @@
-"""Button clicks: Approve and listing pages. The button value is only an opaque key: the
+"""Button clicks and the reason modal. A button value is only an opaque key: the offer or the
 request is looked up server-side and the clicker re-authorised on every click."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
-from bot import blocks, digests, updates
-from bot.ids import Action, matcher
+from bot import blocks, decisions, digests, updates
+from bot.errors import WsimgError
+from bot.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action, matcher
 from bot.services import Services
 from handlers.errors import answers_errors
 
@@ -27,16 +31,96 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str, str, str | None]:
     )
 
 
+def _message_ts(body: dict[str, Any]) -> str | None:
+    """The ts of the channel message clicked in (None for an ephemeral one)."""
+    container = body.get("container") if isinstance(body.get("container"), dict) else {}
+    ts = container.get("message_ts")
+    return ts if isinstance(ts, str) and not container.get("is_ephemeral") else None
+
+
 def _ack(ack: Ack) -> None:
     ack()
+
+
+def _reason_of(view: dict[str, Any]) -> str:
+    values = ((view.get("state") or {}).get("values") or {}) if isinstance(view, dict) else {}
+    block = values.get(REASON_BLOCK) if isinstance(values, dict) else None
+    field = block.get(REASON_INPUT) if isinstance(block, dict) else None
+    value = field.get("value") if isinstance(field, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(view.get("private_metadata") or "{}") if isinstance(view, dict) else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def register(app: App, services: Services) -> None:
     @answers_errors
     def approve(body: dict[str, Any], respond: Respond) -> None:
         _, key, user_id, channel_id = _clicked(body)
-        approval = updates.approve(services, offer_key=key, user_id=user_id, channel_id=channel_id)
+        try:
+            approval = updates.approve(
+                services, offer_key=key, user_id=user_id, channel_id=channel_id
+            )
+        except updates.Refused as refused:
+            if refused.page is not None:  # show the list as it now stands, then say why
+                respond(replace_original=True, **blocks.listing(refused.page))
+            raise
         respond(replace_original=True, **blocks.listing(approval.page))
+
+    @answers_errors
+    def confirm(body: dict[str, Any], respond: Respond) -> None:  # respond: for errors
+        _, request_id, user_id, _ = _clicked(body)
+        decisions.confirm(
+            services, request_id=request_id, user_id=user_id, message_ts=_message_ts(body)
+        )
+
+    def ask_reason(cancel: bool) -> Callable[..., None]:
+        @answers_errors
+        def ask(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+            _, request_id, user_id, channel_id = _clicked(body)
+            request = decisions.may_close(
+                services,
+                request_id=request_id,
+                user_id=user_id,
+                message_ts=_message_ts(body),
+                cancel=cancel,
+            )
+            view = blocks.reason_modal(request, cancel=cancel, channel_id=channel_id)
+            client.views_open(trigger_id=str(body.get("trigger_id", "")), view=view)
+
+        return ask
+
+    def check_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Answered in the ack, so a problem shows in the modal, which stays open."""
+        data, user = _metadata(view), body.get("user") if isinstance(body.get("user"), dict) else {}
+        try:
+            decisions.check_close(
+                services,
+                request_id=str(data.get("request", "")),
+                user_id=str(user.get("id", "")),
+                cancel=data.get("cancel") is True,
+                reason=_reason_of(view),
+            )
+        except WsimgError as problem:
+            ack(response_action="errors", errors={REASON_BLOCK: problem.user_message[:150]})
+            return
+        ack()
+
+    @answers_errors
+    def close(body: dict[str, Any], view: dict[str, Any]) -> None:
+        data, user = _metadata(view), body.get("user") if isinstance(body.get("user"), dict) else {}
+        decisions.close(
+            services,
+            request_id=str(data.get("request", "")),
+            user_id=str(user.get("id", "")),
+            cancel=data.get("cancel") is True,
+            reason=_reason_of(view),
+        )
 
     @answers_errors
     def page(body: dict[str, Any], respond: Respond) -> None:
@@ -61,6 +145,10 @@ def register(app: App, services: Services) -> None:
         respond(response_type="ephemeral", replace_original=False, **blocks.listing(listing))
 
     app.action(matcher(Action.APPROVE))(ack=_ack, lazy=[approve])
+    app.action(matcher(Action.CONFIRM))(ack=_ack, lazy=[confirm])
+    app.action(matcher(Action.REJECT))(ack=_ack, lazy=[ask_reason(cancel=False)])
+    app.action(matcher(Action.CANCEL))(ack=_ack, lazy=[ask_reason(cancel=True)])
+    app.view(CLOSE_VIEW)(ack=check_reason, lazy=[close])
     app.action(matcher(Action.SNOOZE))(ack=_ack, lazy=[snooze])
     app.action(matcher(Action.OPEN))(ack=_ack, lazy=[open_group])
     app.action(matcher(Action.PAGE))(ack=_ack, lazy=[page])

@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 def report(error: BaseException, respond: Respond | None) -> None:
     if isinstance(error, WsimgError):
         log.info("answered with: %s", error.user_message)
-        message = blocks.error_message(error.user_message)
+        if error.mrkdwn:
+            message = blocks.text_message(f":warning: {error.mrkdwn}")
+        else:
+            message = blocks.error_message(error.user_message)
     else:
         error_id = uuid.uuid4().hex[:8]
         log.error("unexpected error %s", error_id, exc_info=error)

@@ -40,6 +40,13 @@ def get_offer(*, session: Session, key: str) -> Offer | None:
     return session.exec(select(Offer).where(Offer.key == key)).first()
 
 
+def withdraw_offer(*, session: Session, key: str, reason: str) -> None:
+    """Mark an offer as no longer valid (the image is gone or was updated), saying why."""
+    statement = update(Offer).where(col(Offer.key) == key).values(withdrawn_reason=reason[:512])
+    session.execute(statement)
+    session.commit()
+
+
 def offers_on_page(*, session: Session, listing_id: str, page: int) -> list[Offer]:
     query = (
         select(Offer)

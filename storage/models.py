@@ -23,11 +23,14 @@ class State(StrEnum):
     available = "available"
     error = "error"
     rejected = "rejected"
+    cancelled = "cancelled"
     expired = "expired"
     failed = "failed"
 
 
-TERMINAL = frozenset({State.available, State.error, State.rejected, State.expired, State.failed})
+TERMINAL = frozenset(
+    {State.available, State.error, State.rejected, State.cancelled, State.expired, State.failed}
+)
 IN_FLIGHT = frozenset({State.requested, State.approved, State.submitting, State.pending})
 
 

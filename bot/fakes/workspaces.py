@@ -551,6 +551,15 @@ class WorkSpacesSimulator:
                 raise KeyError(image_id)
             image.name = name
 
+    def withdraw_update(self, image_id: str) -> None:
+        """The image no longer has an update available (updated by hand, say)."""
+        with self._lock:
+            image = self._find(image_id)
+            if image is None:
+                raise KeyError(image_id)
+            image.update_available = False
+            image.update_description = None
+
     def remove_image(self, image_id: str) -> None:
         with self._lock:
             for bucket in self._images.values():

@@ -1,0 +1,215 @@
+"""Deciding a request under four-eyes (WSIMG_FOUR_EYES): a different approver approves it,
+an approver rejects it, its requester (or an approver) cancels it, with a reason; and a request
+nobody decided expires after WSIMG_APPROVAL_TTL_HOURS.
+
+The buttons carry the request's id. Every click is checked again here: the request must exist,
+belong to the message that was clicked, still wait for a decision and be young enough, and the
+clicker must be allowed; only then does anything move, by compare-and-set.
+"""
+
+from __future__ import annotations
+
+from bot import blocks
+from bot.errors import WsimgError
+from bot.services import Services
+from bot.updates import (
+    SYSTEM,
+    Expired,
+    NotAllowed,
+    NotUpdatable,
+    Refused,
+    StaleButton,
+    recheck_image,
+    record_refusal,
+    reload_request,
+    submit,
+    ttl,
+    ttl_text,
+)
+from bot.worker import WORKER_ID
+from storage import crud
+from storage.db import session_scope
+from storage.models import State, UpdateRequest, utcnow
+
+
+class SelfApproval(Refused):
+    def __init__(self) -> None:
+        super().__init__(
+            "You asked for this update, and WSIMG_FOUR_EYES needs a different approver to "
+            "approve it. Ask another approver."
+        )
+
+
+class NotAllowedToClose(Refused):
+    def __init__(self, cancel: bool) -> None:
+        super().__init__(
+            "Only the person who asked for this update, or an approver, may cancel it."
+            if cancel
+            else "You may not reject WorkSpaces image updates: only the people in "
+            "WSIMG_APPROVERS may."
+        )
+
+
+class AlreadyDecided(Refused):
+    def __init__(self, request: UpdateRequest) -> None:
+        line = blocks.status_line(request)
+        super().__init__(
+            f"This request is already {request.state}; nothing was changed.",
+            mrkdwn=f"This request is no longer waiting for a decision: {line}",
+        )
+        self.request = request
+
+
+class BadReason(WsimgError):
+    pass
+
+
+def confirm(
+    services: Services, *, request_id: str, user_id: str, message_ts: str | None
+) -> UpdateRequest:
+    """A different approver approves a requested update: it is then submitted exactly once."""
+    request = _open_request(services, request_id, message_ts)
+    policy = services.policy
+    if not policy.can_approve(user_id):
+        record_refusal(services, user_id, request.image_key, "not an approver", request.id)
+        raise NotAllowed()
+    if policy.four_eyes and user_id == request.requested_by:
+        record_refusal(services, user_id, request.image_key, "four eyes: the requester", request.id)
+        raise SelfApproval()
+    reason = recheck_image(
+        services,
+        account_id=request.account_id,
+        region=request.region,
+        image_id=request.source_image_id,
+        name=request.source_image_name,
+    )
+    if reason is not None:
+        _close(services, request, State.rejected, SYSTEM, reason)
+        raise NotUpdatable(reason)
+    with session_scope(services.engine) as session:
+        moved = crud.transition(
+            session=session,
+            request_id=request.id,
+            from_states=[State.requested],
+            to=State.approved,
+            approved_by=user_id,
+            approved_at=utcnow(),
+            worker_id=WORKER_ID,
+        )
+        if moved:
+            crud.record_event(
+                session=session,
+                kind="approved",
+                actor=user_id,
+                request_id=request.id,
+                detail={"image": request.image_key, "requested_by": request.requested_by},
+            )
+    if not moved:
+        raise AlreadyDecided(reload_request(services, request.id))
+    services.notifier.refresh(reload_request(services, request.id))
+    return submit(services, request_id=request.id)
+
+
+def may_close(
+    services: Services, *, request_id: str, user_id: str, message_ts: str | None, cancel: bool
+) -> UpdateRequest:
+    """Whether this click may reject (or cancel) the request: asked before the modal opens
+    and again when it is submitted."""
+    request = _open_request(services, request_id, message_ts)
+    policy = services.policy
+    allowed = policy.can_approve(user_id) or (cancel and user_id == request.requested_by)
+    if not allowed:
+        record_refusal(
+            services,
+            user_id,
+            request.image_key,
+            "may not cancel" if cancel else "may not reject",
+            request.id,
+        )
+        raise NotAllowedToClose(cancel)
+    return request
+
+
+def check_close(
+    services: Services, *, request_id: str, user_id: str, cancel: bool, reason: str
+) -> tuple[UpdateRequest, str]:
+    """The modal's submission, checked before it closes: the reason and the clicker."""
+    reason = " ".join(reason.split())
+    if len(reason) < 3:
+        raise BadReason("Say in a few words why, so the others know.")
+    if len(reason) > blocks.REASON_MAX:
+        raise BadReason(f"Keep the reason under {blocks.REASON_MAX} characters.")
+    request = may_close(
+        services, request_id=request_id, user_id=user_id, message_ts=None, cancel=cancel
+    )
+    return request, reason
+
+
+def close(
+    services: Services, *, request_id: str, user_id: str, cancel: bool, reason: str
+) -> UpdateRequest:
+    """Reject or cancel a requested update, with the reason given in the modal."""
+    request, reason = check_close(
+        services, request_id=request_id, user_id=user_id, cancel=cancel, reason=reason
+    )
+    to = State.cancelled if cancel else State.rejected
+    if not _close(services, request, to, user_id, reason):
+        raise AlreadyDecided(reload_request(services, request.id))
+    return reload_request(services, request.id)
+
+
+def expire_requests(services: Services) -> int:
+    """Requests nobody decided within the time to live end as expired (the poller's job)."""
+    cutoff = utcnow() - ttl(services)
+    with session_scope(services.engine) as session:
+        waiting = crud.requests_in(session=session, states=[State.requested])
+    expired = 0
+    for request in waiting:
+        if request.created_at < cutoff:
+            expired += _expire(services, request)
+    return expired
+
+
+def _open_request(services: Services, request_id: str, message_ts: str | None) -> UpdateRequest:
+    with session_scope(services.engine) as session:
+        request = crud.get_request(session=session, request_id=request_id) if request_id else None
+    if request is None:
+        raise StaleButton()
+    if message_ts is not None and request.message_ts not in (None, message_ts):
+        # The value names a request this message is not about: a forged or pasted payload.
+        raise StaleButton()
+    if request.state != State.requested:
+        services.notifier.refresh(request)
+        raise AlreadyDecided(request)
+    if utcnow() - request.created_at > ttl(services):
+        _expire(services, request)
+        raise Expired(f"This request is more than {ttl_text(services)} old")
+    return request
+
+
+def _expire(services: Services, request: UpdateRequest) -> int:
+    reason = f"nobody approved it within {ttl_text(services)}"
+    return int(_close(services, request, State.expired, SYSTEM, reason))
+
+
+def _close(services: Services, request: UpdateRequest, to: State, actor: str, reason: str) -> bool:
+    with session_scope(services.engine) as session:
+        moved = crud.transition(
+            session=session,
+            request_id=request.id,
+            from_states=[State.requested],
+            to=to,
+            closed_by=actor if actor != SYSTEM else None,
+            close_reason=reason[: blocks.REASON_MAX],
+        )
+        if moved:
+            crud.record_event(
+                session=session,
+                kind=to.value,
+                actor=actor,
+                request_id=request.id,
+                detail={"image": request.image_key, "reason": reason},
+            )
+    if moved:
+        services.notifier.refresh(reload_request(services, request.id))
+    return moved
