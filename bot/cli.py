@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from bot import redact
 from bot.config import Settings, load_settings, require
 from bot.errors import WsimgError
 
@@ -28,10 +29,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # botocore logs where it found the endpoint on every client it makes.
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    # Before anything can log: the Slack secrets never reach a log line, whatever fails.
+    redact.install(redact.secrets_from_environment())
     try:
         return int(args.run(args) or 0)
     except WsimgError as exc:
-        print(f"wsimg: {exc.user_message}", file=sys.stderr)
+        print(f"wsimg: {redact.scrub(exc.user_message)}", file=sys.stderr)
         return 2
 
 

@@ -12,6 +12,7 @@ import secrets
 import tempfile
 from typing import Any
 
+from bot import redact
 from bot.app import build_app
 from bot.config import Settings
 from bot.fakes.slack import SlackUser, SlackWebAPI, find_buttons, render_transcript
@@ -30,6 +31,7 @@ TIMEOUT = 60.0
 def run_demo() -> int:
     signing_secret = secrets.token_hex(16)
     bot_token = "xoxb-demo-" + secrets.token_hex(8)
+    redact.install([bot_token, signing_secret])
     with (
         tempfile.TemporaryDirectory(prefix="wsimg-demo-") as tmp,
         WorkSpacesSimulator(pending_seconds=3, seed=7) as simulator,
