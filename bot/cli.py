@@ -100,7 +100,9 @@ def _serve(_args: argparse.Namespace) -> int:
             handler.close()
         else:
             secret = require(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
-            wsgi = WsgiApp(app, services.engine, signing_secret=secret)
+            wsgi = WsgiApp(
+                app, services.engine, signing_secret=secret, api_url=settings.slack_api_url
+            )
             server = make_server(wsgi, port=settings.port)
             log.info("serving HTTP on port %s", server.port)
             signal.signal(signal.SIGTERM, lambda *_: server.stop())

@@ -53,7 +53,12 @@ def run_demo() -> int:
         services = build_services(settings)
         ensure_schema(services.engine)
         server = make_server(
-            WsgiApp(build_app(settings, services), services.engine, signing_secret=signing_secret),
+            WsgiApp(
+                build_app(settings, services),
+                services.engine,
+                signing_secret=signing_secret,
+                api_url=settings.slack_api_url,
+            ),
             host="127.0.0.1",
             port=0,
         ).start()

@@ -37,6 +37,7 @@ GRACE = timedelta(hours=1)
 # How far back a tick looks for slots it has not handled (after a long outage, say).
 LOOKBACK = timedelta(days=2)
 
+CRON_MAX = 128  # the column that stores it
 ACCEPTED_FORMS = (
     "Accepted forms:\n"
     "• `/wsimg subscribe` — every day on the default schedule\n"
@@ -92,6 +93,8 @@ def parse_schedule(words: Sequence[str], *, default_cron: str, default_zone: str
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise BadSchedule(f"`{zone[:64]}` is not a time zone I know.") from exc
+    if len(cron) > CRON_MAX:
+        raise BadSchedule(f"That cron expression is longer than {CRON_MAX} characters.")
     schedule = Schedule(cron=cron, timezone=zone, quiet=quiet)
     try:
         schedule.trigger()
@@ -102,7 +105,8 @@ def parse_schedule(words: Sequence[str], *, default_cron: str, default_zone: str
 
 def _daily(text: str) -> str:
     hours, _, minutes = text.partition(":")
-    if not (hours.isdecimal() and minutes.isdecimal() and hours.isascii() and minutes.isascii()):
+    digits = all(p.isascii() and p.isdecimal() and len(p) <= 2 for p in (hours, minutes))
+    if not digits:
         raise BadSchedule(f"`{text[:20]}` is not a time of day (HH:MM).")
     h, m = int(hours), int(minutes)
     if not (0 <= h <= 23 and 0 <= m <= 59):

@@ -32,4 +32,5 @@ def action_id(action: Action, suffix: str | int) -> str:
 
 
 def matcher(action: Action) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(action.value)}(:.*)?$")
+    # Any suffix at all (DOTALL: a forged one may hold a newline): the handler checks it.
+    return re.compile(rf"^{re.escape(action.value)}(:.*)?\Z", re.DOTALL)

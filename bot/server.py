@@ -21,24 +21,29 @@ from sqlalchemy.exc import SQLAlchemyError
 from waitress import wasyncore
 from waitress.server import create_server
 
+from bot.inbound import Malformed, check
 from storage.db import ping
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+SLACK_API_URL = "https://slack.com/api/"
 HTTP_THREADS = 16
 MAX_BODY_BYTES = 1_000_000  # Slack payloads are a few KB; a larger body is not Slack's
 
 
 class WsgiApp:
     """Routes requests. Slack's signature is checked here, before Bolt sees the body, so an
-    unsigned or tampered request gets 401 whatever it holds; a signed request Bolt cannot
-    handle gets 400 rather than a stack trace."""
+    unsigned or tampered request gets 401 whatever it holds; a signed request of a shape wsimg
+    does not handle (bot/inbound.py) gets 400 rather than a stack trace."""
 
-    def __init__(self, app: App, engine: Engine, *, signing_secret: str) -> None:
+    def __init__(
+        self, app: App, engine: Engine, *, signing_secret: str, api_url: str = SLACK_API_URL
+    ) -> None:
         self._slack = SlackRequestHandler(app, path=EVENTS_PATH)
         self._verifier = SignatureVerifier(signing_secret)
         self._engine = engine
+        self._api_url = api_url  # where response URLs may point: hooks.<its domain>
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -67,6 +72,20 @@ class WsgiApp:
         )
         if not signed:
             return _json(start_response, "401 Unauthorized", {"ok": False, "error": "unsigned"})
+        try:
+            inbound = check(body, str(environ.get("CONTENT_TYPE", "")), api_url=self._api_url)
+        except Malformed as problem:
+            log.warning("signed Slack request refused: %s", problem)
+            return _json(start_response, "400 Bad Request", {"ok": False, "error": str(problem)})
+        if inbound.body != body:  # re-encoded for Bolt: sign it as Slack did, same timestamp
+            body = inbound.body
+            environ = {
+                **environ,
+                "CONTENT_TYPE": inbound.content_type,
+                "HTTP_X_SLACK_SIGNATURE": self._verifier.generate_signature(
+                    timestamp=timestamp, body=body
+                ),
+            }
         environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
         try:
             return self._slack(environ, start_response)

@@ -126,9 +126,8 @@ def register(app: App, services: Services) -> None:
     def page(body: dict[str, Any], respond: Respond) -> None:
         action, key, _, _ = _clicked(body)
         target = action.rpartition(":")[2]
-        listing = updates.page_for_key(
-            services, key=key, page=int(target) if target.isascii() and target.isdecimal() else 1
-        )
+        number = int(target) if target.isascii() and target.isdecimal() and len(target) < 7 else 1
+        listing = updates.page_for_key(services, key=key, page=number)
         respond(replace_original=True, **blocks.listing(listing))
 
     @answers_errors

@@ -29,8 +29,11 @@ def parse(text: str | None) -> tuple[str, list[str]]:
 
 
 def _number(args: list[str], default: int) -> int:
+    """The first argument as a count; anything that is not one (or absurdly long) is ignored."""
     first = args[0] if args else ""
-    return int(first) if first.isascii() and first.isdecimal() else default
+    if not (first.isascii() and first.isdecimal()):
+        return default
+    return int(first[:6]) if len(first) <= 6 else 999_999
 
 
 def register(app: App, services: Services) -> None:

@@ -191,7 +191,14 @@ class World:
 def serve(services: Services) -> tuple[str, Server]:
     app = build_app(services.settings, services)
     server = make_server(
-        WsgiApp(app, services.engine, signing_secret=SIGNING_SECRET), host="127.0.0.1", port=0
+        WsgiApp(
+            app,
+            services.engine,
+            signing_secret=SIGNING_SECRET,
+            api_url=services.settings.slack_api_url,
+        ),
+        host="127.0.0.1",
+        port=0,
     ).start()
     return f"http://127.0.0.1:{server.port}/slack/events", server
 

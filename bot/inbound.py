@@ -1,0 +1,171 @@
+"""What a signed request from Slack must look like before Bolt sees it.
+
+The signature proves a request came from Slack, not that it is well formed. Bolt and our
+listeners read fields by name and type, so a payload of the wrong shape (an ``actions`` that
+is not a list of objects, a user id of 100 characters, a NUL byte, a response_url that is not
+Slack's) would become a 500, a database error or a message posted to an arbitrary address.
+``check`` lets through what Slack really sends for the requests wsimg handles (slash
+commands, button clicks, the reason modal, the URL check) and answers anything else with the
+reason it was refused; the server turns that into a 400.
+
+It also hands Bolt slash commands as JSON: Bolt parses any form body that contains the text
+"payload" as an interactive payload, so `/wsimg status payload` would be lost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+SLACK_ID = re.compile(r"^[A-Z0-9]{1,32}$")  # users, channels, teams, enterprises
+USER_ID = re.compile(r"^[UWB][A-Z0-9]{1,31}$")
+ACTION_ID_MAX = 255
+VALUE_MAX = 2000
+TEXT_MAX = 100_000  # Slack caps it well below; the body limit is the real bound
+INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed"})
+
+
+class Malformed(ValueError):
+    """A signed request wsimg does not accept; the text says why."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    body: bytes
+    content_type: str
+
+
+def check(body: bytes, content_type: str, *, api_url: str) -> Inbound:
+    """The request to hand to Bolt, or ``Malformed``."""
+    text = body.decode("utf-8")
+    if content_type.split(";")[0].strip().lower() == "application/json" or text.startswith("{"):
+        return _json_body(text, content_type)
+    fields = _form(text)
+    _no_nul(fields)
+    if "payload" in fields:
+        payload = _object(_json(fields["payload"]), "payload")
+        _no_nul(payload)
+        _interaction(payload, api_url)
+        return Inbound(body, content_type)
+    _command(fields, api_url)
+    return Inbound(json.dumps(fields).encode(), "application/json")
+
+
+def _no_nul(value: Any, depth: int = 0) -> None:
+    """No NUL character anywhere (PostgreSQL text cannot hold one, and Slack sends none)."""
+    if depth > 32:
+        raise Malformed("nested too deeply")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Malformed("NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key, depth + 1)
+            _no_nul(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item, depth + 1)
+
+
+def _json_body(text: str, content_type: str) -> Inbound:
+    data = _object(_json(text), "body")
+    _no_nul(data)
+    # The only JSON wsimg answers is the URL check Slack makes when a request URL is set.
+    if data.get("type") != "url_verification" or not isinstance(data.get("challenge"), str):
+        raise Malformed("not a request wsimg handles")
+    return Inbound(text.encode(), content_type)
+
+
+def _form(text: str) -> dict[str, str]:
+    pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=100)
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise Malformed("a field given twice")
+    return fields
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise Malformed("not JSON") from exc
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Malformed(f"{what} is not an object")
+    return value
+
+
+def _string(data: dict[str, Any], key: str, *, limit: int, required: bool = True) -> str | None:
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise Malformed(f"{key} is not a string of at most {limit} characters")
+    return value
+
+
+def _id(data: dict[str, Any], key: str, pattern: re.Pattern[str], *, required: bool = True) -> None:
+    value = _string(data, key, limit=32, required=required)
+    if value is not None and not pattern.match(value):
+        raise Malformed(f"{key} is not a Slack ID")
+
+
+def _response_url(data: dict[str, Any], api_url: str, *, required: bool) -> None:
+    url = _string(data, "response_url", limit=2000, required=required)
+    if url is not None and not is_slack_url(url, api_url):
+        raise Malformed("response_url is not Slack's")
+
+
+def is_slack_url(url: str, api_url: str) -> bool:
+    """Whether ``url`` is where Slack's response URLs live: hooks.<the API's domain> over
+    https (hooks.slack.com for slack.com), or the API's own origin (a stand-in, in tests)."""
+    parts, api = urlsplit(url), urlsplit(api_url)
+    if not parts.hostname or parts.username or parts.password:
+        return False
+    if (parts.scheme, parts.netloc) == (api.scheme, api.netloc):
+        return True
+    return parts.scheme == "https" and parts.hostname == f"hooks.{api.hostname}"
+
+
+def _command(fields: dict[str, str], api_url: str) -> None:
+    _string(fields, "command", limit=64)
+    _string(fields, "text", limit=TEXT_MAX)
+    _id(fields, "user_id", USER_ID)
+    _id(fields, "channel_id", SLACK_ID)
+    _id(fields, "team_id", SLACK_ID, required=False)
+    _string(fields, "trigger_id", limit=255, required=False)
+    _response_url(fields, api_url, required=True)
+
+
+def _interaction(payload: dict[str, Any], api_url: str) -> None:
+    kind = payload.get("type")
+    if not isinstance(kind, str) or kind not in INTERACTIONS:
+        raise Malformed("not an interaction wsimg handles")
+    _id(_object(payload.get("user"), "user"), "id", USER_ID)
+    for key in ("team", "channel", "container"):
+        if payload.get(key) is not None:
+            _object(payload[key], key)
+    if isinstance(payload.get("channel"), dict):
+        _id(payload["channel"], "id", SLACK_ID, required=False)
+    _string(payload, "trigger_id", limit=255, required=False)
+    if kind == "block_actions":
+        _response_url(payload, api_url, required=True)
+        actions = payload.get("actions")
+        if not isinstance(actions, list) or not actions:
+            raise Malformed("actions is not a list")
+        for action in actions:
+            action = _object(action, "action")
+            _string(action, "action_id", limit=ACTION_ID_MAX)
+            _string(action, "value", limit=VALUE_MAX, required=False)
+            _string(action, "block_id", limit=ACTION_ID_MAX, required=False)
+    else:
+        view = _object(payload.get("view"), "view")
+        _string(view, "callback_id", limit=ACTION_ID_MAX)
+        _string(view, "private_metadata", limit=3000, required=False)
+        if view.get("state") is not None:
+            _object(_object(view["state"], "state").get("values", {}), "values")
