@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     digest.add_argument("--dry-run", action="store_true", help="print it; post nothing")
     digest.set_defaults(run=_digest)
 
+    history = sub.add_parser("history", help="recent update requests and what happened")
+    history.add_argument("--limit", type=int, default=20, help="how many requests (default 20)")
+    history.add_argument("--json", action="store_true", help="every event, for an audit")
+    history.set_defaults(run=_history)
+
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(required=True, metavar="action")
     db_sub.add_parser("upgrade", help="apply the migrations").set_defaults(run=_db_upgrade)
@@ -218,6 +223,31 @@ def _digest(args: argparse.Namespace) -> int:
     require(settings.slack_bot_token, "SLACK_BOT_TOKEN")
     posted = digests.post_digest(services, channel_id=channel, user_id="cli")
     print(f"posted {posted} message(s) to {channel}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from bot import updates
+    from storage.db import ensure_schema, make_engine
+
+    engine = make_engine(load_settings().database_url)  # the record only: no AWS, no Slack
+    ensure_schema(engine)
+    trail = updates.audit_trail(engine, limit=args.limit)
+    engine.dispose()
+    if args.json:
+        print(json.dumps({"requests": trail}, indent=2))
+        return 0
+    for request in trail:
+        print(
+            f"{request['id'][:8]}  {request['created_at']}  {request['state']:<10} "
+            f"{request['source_image_name']} ({request['region']}) requested by "
+            f"{request['requested_by']}, approved by {request['approved_by'] or '-'}"
+            + (f" -> {request['new_image_id']}" if request["new_image_id"] else "")
+        )
+        for event in request["events"]:
+            print(f"    {event['at']}  {event['kind']} by {event['actor']}")
+    if not trail:
+        print("No update request yet.")
     return 0
 
 

@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
+from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot import blocks
@@ -801,3 +803,22 @@ def history(services: Services, *, limit: int = HISTORY_DEFAULT) -> list[UpdateR
     limit = min(max(limit, 1), HISTORY_MAX)
     with session_scope(services.engine) as session:
         return crud.recent_requests(session=session, limit=limit)
+
+
+def audit_trail(engine: Engine, *, limit: int) -> list[dict[str, Any]]:
+    """The last ``limit`` requests, each with every event recorded about it, oldest first:
+    what `wsimg history --json` exports."""
+    with session_scope(engine) as session:
+        requests = crud.recent_requests(session=session, limit=max(limit, 1))
+        return [
+            {
+                **request.model_dump(mode="json", exclude={"active_key", "worker_id"}),
+                "events": [
+                    event.model_dump(mode="json", exclude={"request_id"})
+                    for event in reversed(
+                        crud.events(session=session, request_id=request.id, limit=1000)
+                    )
+                ],
+            }
+            for request in requests
+        ]

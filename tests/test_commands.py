@@ -12,6 +12,7 @@ import pytest
 
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
 from storage.db import make_engine, schema_status
+from tests.conftest import APPROVER, World
 
 
 def _wsimg(
@@ -102,3 +103,22 @@ def test_digest_dry_run_prints_the_digest_without_slack(tmp_path: Path) -> None:
     assert "Current" not in result.stdout
     assert without_channel.returncode == 2
     assert "--channel or WSIMG_DIGEST_CHANNEL" in without_channel.stderr
+
+
+def test_history_json_exports_every_request_with_its_events(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Audited")
+    button = world.approve_button(world.listing(), image)
+    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
+    env = _clean_env(DATABASE_URL=world.services.settings.database_url)
+
+    exported = _wsimg("history", "--json", env=env)
+    text = _wsimg("history", env=env)
+
+    assert exported.returncode == 0, exported.stderr
+    [request] = json.loads(exported.stdout)["requests"]
+    assert request["source_image_id"] == image and request["state"] == "pending"
+    assert request["requested_by"] == APPROVER and request["approved_by"] == APPROVER
+    kinds = [(e["kind"], e["actor"]) for e in request["events"]]
+    assert kinds[:3] == [("requested", APPROVER), ("approved", APPROVER), ("created", "wsimg")]
+    assert all(e["at"] for e in request["events"])
+    assert text.returncode == 0 and "Win-Audited" in text.stdout and "approved by" in text.stdout
