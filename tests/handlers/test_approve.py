@@ -212,3 +212,20 @@ def test_a_create_whose_reply_was_lost_is_found_by_its_name_not_made_twice(
     assert "building" in blocks_to_text(
         world.slack.message(request.channel_id, request.message_ts).blocks
     )
+
+
+def test_approve_on_an_image_already_updated_says_so_and_calls_nothing(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Done")
+    listing = world.listing()
+    _approve(world, image)
+    world.simulator.complete_pending()
+    world.poll()
+    [request] = _requests(world)
+    assert request.state == State.available
+
+    again = world.click(world.approve_button(listing, image))  # the old list's button
+    answer = world.slack.wait_for_response(
+        again.response_url, lambda p: "already updated" in str(p.get("blocks")), timeout=15
+    )
+    assert request.new_image_id in str(answer["blocks"])
+    assert len(_creates(world)) == 1 and len(_requests(world)) == 1
