@@ -19,6 +19,8 @@ from bot.updates import (
     NotUpdatable,
     Refused,
     StaleButton,
+    close_request,
+    expire_request,
     recheck_image,
     record_refusal,
     reload_request,
@@ -30,6 +32,9 @@ from bot.worker import WORKER_ID
 from storage import crud
 from storage.db import session_scope
 from storage.models import State, UpdateRequest, utcnow
+
+# The channel and ts of the message a button was clicked on ("", "" when not a channel message).
+Clicked = tuple[str, str]
 
 
 class SelfApproval(Refused):
@@ -65,10 +70,10 @@ class BadReason(WsimgError):
 
 
 def confirm(
-    services: Services, *, request_id: str, user_id: str, message_ts: str | None
+    services: Services, *, request_id: str, user_id: str, message: Clicked
 ) -> UpdateRequest:
     """A different approver approves a requested update: it is then submitted exactly once."""
-    request = _open_request(services, request_id, message_ts)
+    request = _open_request(services, request_id, message)
     policy = services.policy
     if not policy.can_approve(user_id):
         record_refusal(services, user_id, request.image_key, "not an approver", request.id)
@@ -84,7 +89,7 @@ def confirm(
         name=request.source_image_name,
     )
     if reason is not None:
-        _close(services, request, State.rejected, SYSTEM, reason)
+        close_request(services, request, State.rejected, SYSTEM, reason)
         raise NotUpdatable(reason)
     with session_scope(services.engine) as session:
         moved = crud.transition(
@@ -111,11 +116,11 @@ def confirm(
 
 
 def may_close(
-    services: Services, *, request_id: str, user_id: str, message_ts: str | None, cancel: bool
+    services: Services, *, request_id: str, user_id: str, message: Clicked | None, cancel: bool
 ) -> UpdateRequest:
     """Whether this click may reject (or cancel) the request: asked before the modal opens
     and again when it is submitted."""
-    request = _open_request(services, request_id, message_ts)
+    request = _open_request(services, request_id, message)
     policy = services.policy
     allowed = policy.can_approve(user_id) or (cancel and user_id == request.requested_by)
     if not allowed:
@@ -140,22 +145,38 @@ def check_close(
     if len(reason) > blocks.REASON_MAX:
         raise BadReason(f"Keep the reason under {blocks.REASON_MAX} characters.")
     request = may_close(
-        services, request_id=request_id, user_id=user_id, message_ts=None, cancel=cancel
+        services, request_id=request_id, user_id=user_id, message=None, cancel=cancel
     )
     return request, reason
 
 
 def close(
-    services: Services, *, request_id: str, user_id: str, cancel: bool, reason: str
+    services: Services,
+    *,
+    request_id: str,
+    user_id: str,
+    cancel: bool,
+    reason: str,
+    refresh: bool = True,
 ) -> UpdateRequest:
-    """Reject or cancel a requested update, with the reason given in the modal."""
+    """Reject or cancel a requested update, with the reason given in the modal. Done while
+    the modal waits for its answer, so any refusal shows in it; ``refresh=False`` leaves the
+    announcement's update to ``show`` afterwards."""
     request, reason = check_close(
         services, request_id=request_id, user_id=user_id, cancel=cancel, reason=reason
     )
     to = State.cancelled if cancel else State.rejected
-    if not _close(services, request, to, user_id, reason):
+    if not close_request(services, request, to, user_id, reason, refresh=refresh):
         raise AlreadyDecided(reload_request(services, request.id))
     return reload_request(services, request.id)
+
+
+def show(services: Services, *, request_id: str) -> None:
+    """Bring the request's announcement up to date (after a close done without it)."""
+    with session_scope(services.engine) as session:
+        request = crud.get_request(session=session, request_id=request_id) if request_id else None
+    if request is not None:
+        services.notifier.refresh(request)
 
 
 def expire_requests(services: Services) -> int:
@@ -166,50 +187,24 @@ def expire_requests(services: Services) -> int:
     expired = 0
     for request in waiting:
         if request.created_at < cutoff:
-            expired += _expire(services, request)
+            expired += expire_request(services, request)
     return expired
 
 
-def _open_request(services: Services, request_id: str, message_ts: str | None) -> UpdateRequest:
+def _open_request(services: Services, request_id: str, message: Clicked | None) -> UpdateRequest:
+    """``message``: the (channel, ts) of the message clicked on; None for the reason modal,
+    which only opens after a click that was checked."""
     with session_scope(services.engine) as session:
         request = crud.get_request(session=session, request_id=request_id) if request_id else None
     if request is None:
         raise StaleButton()
-    if message_ts is not None and request.message_ts not in (None, message_ts):
-        # The value names a request this message is not about: a forged or pasted payload.
+    if message is not None and message != (request.channel_id, request.message_ts):
+        # Not a click on this request's own announcement: a forged or pasted payload.
         raise StaleButton()
     if request.state != State.requested:
         services.notifier.refresh(request)
         raise AlreadyDecided(request)
     if utcnow() - request.created_at > ttl(services):
-        _expire(services, request)
+        expire_request(services, request)
         raise Expired(f"This request is more than {ttl_text(services)} old")
     return request
-
-
-def _expire(services: Services, request: UpdateRequest) -> int:
-    reason = f"nobody approved it within {ttl_text(services)}"
-    return int(_close(services, request, State.expired, SYSTEM, reason))
-
-
-def _close(services: Services, request: UpdateRequest, to: State, actor: str, reason: str) -> bool:
-    with session_scope(services.engine) as session:
-        moved = crud.transition(
-            session=session,
-            request_id=request.id,
-            from_states=[State.requested],
-            to=to,
-            closed_by=actor if actor != SYSTEM else None,
-            close_reason=reason[: blocks.REASON_MAX],
-        )
-        if moved:
-            crud.record_event(
-                session=session,
-                kind=to.value,
-                actor=actor,
-                request_id=request.id,
-                detail={"image": request.image_key, "reason": reason},
-            )
-    if moved:
-        services.notifier.refresh(reload_request(services, request.id))
-    return moved

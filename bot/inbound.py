@@ -80,7 +80,10 @@ def _json_body(text: str, content_type: str) -> Inbound:
 
 
 def _form(text: str) -> dict[str, str]:
-    pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=100)
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=100)
+    except ValueError as exc:  # more fields than any Slack request has
+        raise Malformed("too many fields") from exc
     fields = dict(pairs)
     if len(fields) != len(pairs):
         raise Malformed("a field given twice")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 ORPHAN_AFTER = timedelta(minutes=15)
 # Describe can miss an image created a moment ago; only after this is it taken as gone.
 NOT_FOUND_GRACE = timedelta(minutes=5)
+NAME_LOOKUPS, NAME_LOOKUP_PAUSE = 3, 2.0
 SYSTEM = "wsimg"
 
 
@@ -375,6 +377,14 @@ def approve(
             crud.set_fields(
                 session=session, request_id=request.id, channel_id=posted[0], message_ts=posted[1]
             )
+    elif not direct:
+        # Its Approve button lives on the announcement: without one, nobody could decide it.
+        reason = "wsimg could not post the request in this channel"
+        close_request(services, request, State.cancelled, SYSTEM, reason)
+        raise Refused(
+            f"{reason}, so nobody could approve it; nothing was started. Invite wsimg to the "
+            "channel (or use a channel it is in) and ask again."
+        )
     final = (
         submit(services, request_id=request.id) if direct else reload_request(services, request.id)
     )
@@ -410,10 +420,55 @@ def _refuse_if_taken(services: Services, image_key: str, page: Callable[[], List
         latest = crud.latest_requests(session=session, image_keys=[image_key]).get(image_key)
     # The page is read in a session of its own, after this one has ended (on SQLite each
     # transaction holds the write lock: a second one inside it would wait on itself).
+    if (
+        active is not None
+        and active.state == State.requested
+        and utcnow() - active.created_at > ttl(services)
+        and expire_request(services, active)
+    ):
+        active = None  # nobody decided it in time: it no longer holds the image
     if active is not None:
         raise AlreadyInFlight(active, page=page())
     if latest is not None and latest.state == State.available:
         raise AlreadyUpdated(latest, page=page())
+
+
+def expire_request(services: Services, request: UpdateRequest) -> int:
+    """A request nobody decided in time ends as expired (and frees its image)."""
+    reason = f"nobody approved it within {ttl_text(services)}"
+    return int(close_request(services, request, State.expired, SYSTEM, reason))
+
+
+def close_request(
+    services: Services,
+    request: UpdateRequest,
+    to: State,
+    actor: str,
+    reason: str,
+    *,
+    refresh: bool = True,
+) -> bool:
+    """requested → rejected | cancelled | expired, with who and why; False if it had moved."""
+    with session_scope(services.engine) as session:
+        moved = crud.transition(
+            session=session,
+            request_id=request.id,
+            from_states=[State.requested],
+            to=to,
+            closed_by=actor if actor != SYSTEM else None,
+            close_reason=reason[: blocks.REASON_MAX],
+        )
+        if moved:
+            crud.record_event(
+                session=session,
+                kind=to.value,
+                actor=actor,
+                request_id=request.id,
+                detail={"image": request.image_key, "reason": reason},
+            )
+    if moved and refresh:
+        services.notifier.refresh(reload_request(services, request.id))
+    return moved
 
 
 def _recheck_offer(services: Services, offer: Offer, page: Callable[[], ListingPage]) -> None:
@@ -518,6 +573,11 @@ def _create(services: Services, *, request_id: str) -> UpdateRequest:
                 request_id=request.id,
                 detail={"new_image_id": new_image_id, "name": request.new_image_name},
             )
+    if not moved:  # another process settled the row meanwhile: keep what AWS said on record
+        log.warning(
+            "request %s: %s %s, but the request had moved on", request.short_id, how, new_image_id
+        )
+        _event(services, request.id, f"{how}_late", {"new_image_id": new_image_id})
     request = reload_request(services, request_id)
     if moved:
         services.notifier.refresh(request)
@@ -528,10 +588,16 @@ def _already_created(services: Services, request: UpdateRequest, exc: AwsError) 
     """ResourceAlreadyExists for our own deterministic Name means an earlier try got through."""
     if exc.code != "ResourceAlreadyExists" or request.new_image_name is None:
         return None
-    image = services.gateway.find_owned_image_by_name(
-        account_id=request.account_id, region=request.region, name=request.new_image_name
-    )
-    return image.image_id if image is not None else None
+    # Describe can lag a moment behind a create: look a few times before calling it a failure.
+    for attempt in range(NAME_LOOKUPS):
+        if attempt:
+            time.sleep(NAME_LOOKUP_PAUSE)
+        image = services.gateway.find_owned_image_by_name(
+            account_id=request.account_id, region=request.region, name=request.new_image_name
+        )
+        if image is not None:
+            return image.image_id
+    return None
 
 
 def _fail(services: Services, request: UpdateRequest, exc: AwsError) -> UpdateRequest:

@@ -12,7 +12,18 @@ import os
 import secrets
 import socket
 
-HOST = socket.gethostname()[:64]
+
+def _host() -> str:
+    """This host, as processes that can see each other's pids share it: the hostname and,
+    where there is one, the pid namespace (two containers may share a hostname, not pids)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()[:48]}/{namespace}"[:64]
+
+
+HOST = _host()
 # The token tells this process from an earlier one that had the same pid.
 WORKER_ID = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"
 

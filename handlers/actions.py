@@ -14,7 +14,7 @@ from bot import blocks, decisions, digests, updates
 from bot.errors import WsimgError
 from bot.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action, matcher
 from bot.services import Services
-from handlers.errors import answers_errors
+from handlers.errors import answers_errors, report
 
 
 def _clicked(body: dict[str, Any]) -> tuple[str, str, str, str | None]:
@@ -31,11 +31,13 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str, str, str | None]:
     )
 
 
-def _message_ts(body: dict[str, Any]) -> str | None:
-    """The ts of the channel message clicked in (None for an ephemeral one)."""
+def _message(body: dict[str, Any]) -> tuple[str, str]:
+    """(channel, ts) of the channel message clicked on; ("", "") for anything else."""
     container = body.get("container") if isinstance(body.get("container"), dict) else {}
-    ts = container.get("message_ts")
-    return ts if isinstance(ts, str) and not container.get("is_ephemeral") else None
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    if container.get("is_ephemeral") or not (isinstance(channel, str) and isinstance(ts, str)):
+        return "", ""
+    return channel, ts
 
 
 def _ack(ack: Ack) -> None:
@@ -48,6 +50,19 @@ def _reason_of(view: dict[str, Any]) -> str:
     field = block.get(REASON_INPUT) if isinstance(block, dict) else None
     value = field.get("value") if isinstance(field, dict) else None
     return value if isinstance(value, str) else ""
+
+
+def _closing(body: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
+    """The reason modal's submission as decisions.close takes it (private_metadata is ours,
+    but it came back through the client: it is checked again there)."""
+    data = _metadata(view)
+    user = body.get("user") if isinstance(body.get("user"), dict) else {}
+    return {
+        "request_id": str(data.get("request", "")),
+        "user_id": str(user.get("id", "")),
+        "cancel": data.get("cancel") is True,
+        "reason": _reason_of(view),
+    }
 
 
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:
@@ -75,52 +90,46 @@ def register(app: App, services: Services) -> None:
     @answers_errors
     def confirm(body: dict[str, Any], respond: Respond) -> None:  # respond: for errors
         _, request_id, user_id, _ = _clicked(body)
-        decisions.confirm(
-            services, request_id=request_id, user_id=user_id, message_ts=_message_ts(body)
-        )
+        decisions.confirm(services, request_id=request_id, user_id=user_id, message=_message(body))
 
     def ask_reason(cancel: bool) -> Callable[..., None]:
-        @answers_errors
-        def ask(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        """Reject / Cancel: the modal opens while the click is acknowledged, within the 3 s
+        its trigger_id lives (a lazy listener could start too late on a busy pool)."""
+
+        def ack_and_ask(
+            ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond
+        ) -> None:
+            ack()
             _, request_id, user_id, channel_id = _clicked(body)
-            request = decisions.may_close(
-                services,
-                request_id=request_id,
-                user_id=user_id,
-                message_ts=_message_ts(body),
-                cancel=cancel,
-            )
-            view = blocks.reason_modal(request, cancel=cancel, channel_id=channel_id)
-            client.views_open(trigger_id=str(body.get("trigger_id", "")), view=view)
+            try:
+                request = decisions.may_close(
+                    services,
+                    request_id=request_id,
+                    user_id=user_id,
+                    message=_message(body),
+                    cancel=cancel,
+                )
+                view = blocks.reason_modal(request, cancel=cancel, channel_id=channel_id)
+                client.views_open(trigger_id=str(body.get("trigger_id", "")), view=view)
+            except Exception as error:  # noqa: BLE001 (reported with traceback and an ID)
+                report(error, respond)
 
-        return ask
+        return ack_and_ask
 
-    def check_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        """Answered in the ack, so a problem shows in the modal, which stays open."""
-        data, user = _metadata(view), body.get("user") if isinstance(body.get("user"), dict) else {}
+    def close(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """The modal's submission, done in the ack: a refusal shows in the modal, which then
+        stays open, and nothing runs afterwards that the answer did not say."""
+        closing = _closing(body, view)
         try:
-            decisions.check_close(
-                services,
-                request_id=str(data.get("request", "")),
-                user_id=str(user.get("id", "")),
-                cancel=data.get("cancel") is True,
-                reason=_reason_of(view),
-            )
+            decisions.close(services, refresh=False, **closing)
         except WsimgError as problem:
             ack(response_action="errors", errors={REASON_BLOCK: problem.user_message[:150]})
             return
         ack()
 
     @answers_errors
-    def close(body: dict[str, Any], view: dict[str, Any]) -> None:
-        data, user = _metadata(view), body.get("user") if isinstance(body.get("user"), dict) else {}
-        decisions.close(
-            services,
-            request_id=str(data.get("request", "")),
-            user_id=str(user.get("id", "")),
-            cancel=data.get("cancel") is True,
-            reason=_reason_of(view),
-        )
+    def show(view: dict[str, Any]) -> None:
+        decisions.show(services, request_id=_closing({}, view)["request_id"])
 
     @answers_errors
     def page(body: dict[str, Any], respond: Respond) -> None:
@@ -145,9 +154,9 @@ def register(app: App, services: Services) -> None:
 
     app.action(matcher(Action.APPROVE))(ack=_ack, lazy=[approve])
     app.action(matcher(Action.CONFIRM))(ack=_ack, lazy=[confirm])
-    app.action(matcher(Action.REJECT))(ack=_ack, lazy=[ask_reason(cancel=False)])
-    app.action(matcher(Action.CANCEL))(ack=_ack, lazy=[ask_reason(cancel=True)])
-    app.view(CLOSE_VIEW)(ack=check_reason, lazy=[close])
+    app.action(matcher(Action.REJECT))(ask_reason(cancel=False))
+    app.action(matcher(Action.CANCEL))(ask_reason(cancel=True))
+    app.view(CLOSE_VIEW)(ack=close, lazy=[show])
     app.action(matcher(Action.SNOOZE))(ack=_ack, lazy=[snooze])
     app.action(matcher(Action.OPEN))(ack=_ack, lazy=[open_group])
     app.action(matcher(Action.PAGE))(ack=_ack, lazy=[page])

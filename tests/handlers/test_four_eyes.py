@@ -281,3 +281,49 @@ def _age(world: World, table: type, row_id: object, *, hours: int) -> None:
         row.created_at = utcnow() - timedelta(hours=hours)
         session.add(row)
         session.commit()
+
+
+def test_a_request_that_cannot_be_announced_is_cancelled_at_once_not_stranded(
+    world: World,
+) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Nowhere")
+    button = world.approve_button(world.listing(), image)
+    world.slack.fail("chat.postMessage", "not_in_channel")
+
+    answer = _answer_to_error(world, world.click(button))
+
+    assert "could not post the request" in answer and "Invite wsimg" in answer
+    [request] = _requests(world, image)
+    assert request.state == State.cancelled and request.active_key is None
+    assert world.image_button(world.listing(), image, "approve") is not None
+
+
+def test_a_decision_clicked_anywhere_but_on_its_announcement_is_refused(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Elsewhere")
+    request = _request(world, image)
+    message = _announcement(world, request)
+    [approve] = [b for b in find_buttons(message.blocks) if b["text"] == "Approve"]
+    ephemeral = {"blocks": message.blocks}  # the same button, as if in an ephemeral message
+    result = world.user.click(
+        approve["action_id"], request.id, user_id=OTHER_APPROVER, message=ephemeral
+    )
+    assert "no longer valid" in _answer_to(world, result)
+    assert _creates(world) == 0 and _reload(world, request).state == State.requested
+
+
+def test_an_expired_request_no_longer_holds_its_image_for_a_new_one(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Held-Too-Long")
+    button = world.approve_button(world.listing(user_id=OUTSIDER), image)  # someone's list
+    old = _request(world, image)
+    _age(world, UpdateRequest, old.id, hours=25)
+    # No poller has run: the click itself finds the old request expired and lets go of it.
+    world.slack.wait_for_response(world.click(button, user_id=OUTSIDER).response_url, timeout=15)
+    states = sorted(r.state for r in _requests(world, image))
+    assert states == [State.expired, State.requested]
+
+
+def _answer_to_error(world: World, result: Any) -> str:
+    payload = world.slack.wait_for_response(
+        result.response_url, lambda p: ":warning:" in str(p.get("blocks")), timeout=15
+    )
+    return blocks_to_text(payload["blocks"])

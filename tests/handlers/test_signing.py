@@ -105,3 +105,9 @@ def test_malformed_signed_bodies_get_a_client_error_and_change_nothing(
     _nothing_changed(world)
     # and the app still serves
     assert world.listing()["blocks"]
+
+
+def test_a_signed_body_with_more_fields_than_slack_sends_gets_400(world: World) -> None:
+    body = "&".join(f"f{n}=x" for n in range(150)).encode()
+    assert world.user.post(body).status == 400
+    _nothing_changed(world)
