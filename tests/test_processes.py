@@ -30,14 +30,8 @@ def fake_world(tmp_path: Path) -> Iterator[tuple[WorkSpacesSimulator, SlackWebAP
         yield simulator, slack, process_env(simulator, slack, f"sqlite:///{tmp_path}/wsimg.db")
 
 
-def test_follow_up_arrives_after_a_kill_while_pending_without_a_second_create(
-    fake_world: tuple[WorkSpacesSimulator, SlackWebAPI, dict[str, str]], tmp_path: Path
-) -> None:
-    simulator, slack, env = fake_world
-    image = simulator.add_image(region="us-east-1", name="Win-Survivor")
-    first = WsimgProcess("serve", env, tmp_path / "serve.log").start().wait_ready()
-    user = SlackUser(first.events_url, SIGNING_SECRET, slack)
-
+def _approve_through(process: WsimgProcess, slack: SlackWebAPI) -> None:
+    user = SlackUser(process.events_url, SIGNING_SECRET, slack)
     asked = user.command("updates", user_id=APPROVER)
     listing = slack.wait_for_response(asked.response_url, lambda p: bool(p.get("blocks")), 30)
     [button] = [
@@ -46,6 +40,15 @@ def test_follow_up_arrives_after_a_kill_while_pending_without_a_second_create(
         if b["action_id"].startswith("wsimg.approve")
     ]
     user.click_button(button, user_id=APPROVER)
+
+
+def test_follow_up_arrives_after_a_kill_while_pending_without_a_second_create(
+    fake_world: tuple[WorkSpacesSimulator, SlackWebAPI, dict[str, str]], tmp_path: Path
+) -> None:
+    simulator, slack, env = fake_world
+    image = simulator.add_image(region="us-east-1", name="Win-Survivor")
+    first = WsimgProcess("serve", env, tmp_path / "serve.log").start().wait_ready()
+    _approve_through(first, slack)
     announced = slack.wait_for(
         lambda c: c.method == "chat.update" and "building" in json.dumps(c.args), timeout=30
     )
@@ -64,18 +67,6 @@ def test_follow_up_arrives_after_a_kill_while_pending_without_a_second_create(
     assert "AVAILABLE" in json.dumps(reply.args)
     assert simulator.count("CreateUpdatedWorkspaceImage") == 1
     assert image in json.dumps(reply.args)
-
-
-def _approve_through(process: WsimgProcess, slack: SlackWebAPI) -> None:
-    user = SlackUser(process.events_url, SIGNING_SECRET, slack)
-    asked = user.command("updates", user_id=APPROVER)
-    listing = slack.wait_for_response(asked.response_url, lambda p: bool(p.get("blocks")), 30)
-    [button] = [
-        b
-        for b in user.find_buttons(listing["blocks"])
-        if b["action_id"].startswith("wsimg.approve")
-    ]
-    user.click_button(button, user_id=APPROVER)
 
 
 def _the_request(database_url: str) -> UpdateRequest:
