@@ -21,6 +21,7 @@ from bot.updates import (
     StaleButton,
     close_request,
     expire_request,
+    move,
     recheck_image,
     record_refusal,
     reload_request,
@@ -91,24 +92,18 @@ def confirm(
     if reason is not None:
         close_request(services, request, State.rejected, SYSTEM, reason)
         raise NotUpdatable(reason)
-    with session_scope(services.engine) as session:
-        moved = crud.transition(
-            session=session,
-            request_id=request.id,
-            from_states=[State.requested],
-            to=State.approved,
-            approved_by=user_id,
-            approved_at=utcnow(),
-            worker_id=WORKER_ID,
-        )
-        if moved:
-            crud.record_event(
-                session=session,
-                kind="approved",
-                actor=user_id,
-                request_id=request.id,
-                detail={"image": request.image_key, "requested_by": request.requested_by},
-            )
+    moved = move(
+        services,
+        request.id,
+        from_states=[State.requested],
+        to=State.approved,
+        event="approved",
+        actor=user_id,
+        detail={"image": request.image_key, "requested_by": request.requested_by},
+        approved_by=user_id,
+        approved_at=utcnow(),
+        worker_id=WORKER_ID,
+    )
     if not moved:
         raise AlreadyDecided(reload_request(services, request.id))
     services.notifier.refresh(reload_request(services, request.id))

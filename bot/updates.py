@@ -439,6 +439,30 @@ def expire_request(services: Services, request: UpdateRequest) -> int:
     return int(close_request(services, request, State.expired, SYSTEM, reason))
 
 
+def move(
+    services: Services,
+    request_id: str,
+    *,
+    from_states: Sequence[State],
+    to: State,
+    event: str,
+    actor: str,
+    detail: dict[str, Any],
+    **values: Any,
+) -> bool:
+    """Compare-and-set the request (``values``: crud.transition's conditions and fields) and,
+    only if it moved, record ``event`` in the same transaction. False when it had moved on."""
+    with session_scope(services.engine) as session:
+        moved = crud.transition(
+            session=session, request_id=request_id, from_states=from_states, to=to, **values
+        )
+        if moved:
+            crud.record_event(
+                session=session, kind=event, actor=actor, request_id=request_id, detail=detail
+            )
+    return moved
+
+
 def close_request(
     services: Services,
     request: UpdateRequest,
@@ -449,23 +473,17 @@ def close_request(
     refresh: bool = True,
 ) -> bool:
     """requested → rejected | cancelled | expired, with who and why; False if it had moved."""
-    with session_scope(services.engine) as session:
-        moved = crud.transition(
-            session=session,
-            request_id=request.id,
-            from_states=[State.requested],
-            to=to,
-            closed_by=actor if actor != SYSTEM else None,
-            close_reason=reason[: blocks.REASON_MAX],
-        )
-        if moved:
-            crud.record_event(
-                session=session,
-                kind=to.value,
-                actor=actor,
-                request_id=request.id,
-                detail={"image": request.image_key, "reason": reason},
-            )
+    moved = move(
+        services,
+        request.id,
+        from_states=[State.requested],
+        to=to,
+        event=to.value,
+        actor=actor,
+        detail={"image": request.image_key, "reason": reason},
+        closed_by=actor if actor != SYSTEM else None,
+        close_reason=reason[: blocks.REASON_MAX],
+    )
     if moved and refresh:
         services.notifier.refresh(reload_request(services, request.id))
     return moved
@@ -557,22 +575,16 @@ def _create(services: Services, *, request_id: str) -> UpdateRequest:
         if found is None:
             return _fail(services, request, exc)
         new_image_id, how = found, "found_existing"
-    with session_scope(services.engine) as session:
-        moved = crud.transition(
-            session=session,
-            request_id=request.id,
-            from_states=[State.submitting],
-            to=State.pending,
-            new_image_id=new_image_id,
-        )
-        if moved:
-            crud.record_event(
-                session=session,
-                kind=how,
-                actor=SYSTEM,
-                request_id=request.id,
-                detail={"new_image_id": new_image_id, "name": request.new_image_name},
-            )
+    moved = move(
+        services,
+        request.id,
+        from_states=[State.submitting],
+        to=State.pending,
+        event=how,
+        actor=SYSTEM,
+        detail={"new_image_id": new_image_id, "name": request.new_image_name},
+        new_image_id=new_image_id,
+    )
     if not moved:  # another process settled the row meanwhile: keep what AWS said on record
         log.warning(
             "request %s: %s %s, but the request had moved on", request.short_id, how, new_image_id
@@ -601,23 +613,17 @@ def _already_created(services: Services, request: UpdateRequest, exc: AwsError) 
 
 
 def _fail(services: Services, request: UpdateRequest, exc: AwsError) -> UpdateRequest:
-    with session_scope(services.engine) as session:
-        moved = crud.transition(
-            session=session,
-            request_id=request.id,
-            from_states=[State.submitting],
-            to=State.failed,
-            error_code=exc.code,
-            error_message=exc.user_message,
-        )
-        if moved:  # else another process settled the request; its record stands
-            crud.record_event(
-                session=session,
-                kind="api_error",
-                actor=SYSTEM,
-                request_id=request.id,
-                detail={"code": exc.code, "message": exc.aws_message, "action": exc.action},
-            )
+    moved = move(  # if not, another process settled the request; its record stands
+        services,
+        request.id,
+        from_states=[State.submitting],
+        to=State.failed,
+        event="api_error",
+        actor=SYSTEM,
+        detail={"code": exc.code, "message": exc.aws_message, "action": exc.action},
+        error_code=exc.code,
+        error_message=exc.user_message,
+    )
     request = reload_request(services, request.id)
     if moved:
         services.notifier.refresh(request)
@@ -661,7 +667,7 @@ def _on_its_own(what: str) -> Iterator[None]:
         yield
     except WsimgError as exc:
         log.warning("%s failed: %s", what, exc.user_message)
-    except Exception:
+    except Exception:  # logged with its traceback; the next pass tries this one again
         log.exception("%s failed", what)
 
 
@@ -687,26 +693,21 @@ def _reconcile_submitting(
     services: Services, request: UpdateRequest, stale_before: datetime | None
 ) -> None:
     """A process died during the call: look our Name up before anything is called again."""
-    with session_scope(services.engine) as session:
-        # Take the orphan over: the row becomes fresh and ours, so a second poller that read
-        # the same orphan fails this compare-and-set and leaves it alone.
-        if not crud.transition(
-            session=session,
-            request_id=request.id,
-            from_states=[State.submitting],
-            to=State.submitting,
-            stale_before=stale_before,
-            held_by=None if stale_before else request.worker_id,
-            worker_id=WORKER_ID,
-        ):
-            return
-        crud.record_event(
-            session=session,
-            kind="reconciling",
-            actor=SYSTEM,
-            request_id=request.id,
-            detail={"name": request.new_image_name, "held_by": request.worker_id},
-        )
+    # Take the orphan over: the row becomes fresh and ours, so a second poller that read the
+    # same orphan fails this compare-and-set and leaves it alone.
+    if not move(
+        services,
+        request.id,
+        from_states=[State.submitting],
+        to=State.submitting,
+        event="reconciling",
+        actor=SYSTEM,
+        detail={"name": request.new_image_name, "held_by": request.worker_id},
+        stale_before=stale_before,
+        held_by=None if stale_before else request.worker_id,
+        worker_id=WORKER_ID,
+    ):
+        return
     assert request.new_image_name is not None
     try:
         image = services.gateway.find_owned_image_by_name(
@@ -719,21 +720,16 @@ def _reconcile_submitting(
         _event(services, request.id, "resubmitted", {"name": request.new_image_name})
         _create(services, request_id=request.id)
         return
-    with session_scope(services.engine) as session:
-        if crud.transition(
-            session=session,
-            request_id=request.id,
-            from_states=[State.submitting],
-            to=State.pending,
-            new_image_id=image.image_id,
-        ):
-            crud.record_event(
-                session=session,
-                kind="reconciled",
-                actor=SYSTEM,
-                request_id=request.id,
-                detail={"new_image_id": image.image_id, "name": request.new_image_name},
-            )
+    move(
+        services,
+        request.id,
+        from_states=[State.submitting],
+        to=State.pending,
+        event="reconciled",
+        actor=SYSTEM,
+        detail={"new_image_id": image.image_id, "name": request.new_image_name},
+        new_image_id=image.image_id,
+    )
 
 
 def _event(services: Services, request_id: str, kind: str, detail: dict[str, object]) -> None:
@@ -795,19 +791,18 @@ def _finish(services: Services, request: UpdateRequest, image: Image | None) -> 
                 "error_message": image.error_message or "WorkSpaces gave no reason.",
             },
         )
-    with session_scope(services.engine) as session:
-        if not crud.transition(
-            session=session, request_id=request.id, from_states=[State.pending], to=to, **values
-        ):
-            return 0
-        crud.record_event(
-            session=session,
-            kind=to.value,
-            actor=SYSTEM,
-            request_id=request.id,
-            detail={"new_image_id": request.new_image_id, **values},
-        )
-    return 1
+    detail = {"new_image_id": request.new_image_id, **values}
+    moved = move(
+        services,
+        request.id,
+        from_states=[State.pending],
+        to=to,
+        event=to.value,
+        actor=SYSTEM,
+        detail=detail,
+        **values,
+    )
+    return int(moved)
 
 
 def _post_followups(services: Services, report: PollReport) -> None:
