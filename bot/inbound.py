@@ -168,6 +168,7 @@ def _interaction(payload: dict[str, Any], api_url: str) -> None:
             _string(action, "block_id", limit=ACTION_ID_MAX, required=False)
     else:
         view = _object(payload.get("view"), "view")
+        _string(view, "type", limit=32)  # Bolt reads it unguarded (workflow_step or not)
         _string(view, "callback_id", limit=ACTION_ID_MAX)
         _string(view, "private_metadata", limit=3000, required=False)
         if view.get("state") is not None:
