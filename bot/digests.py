@@ -26,7 +26,7 @@ from bot.services import Services
 from bot.updates import Entry, ListingPage
 from bot.worker import WORKER_ID
 from storage import crud
-from storage.db import session_scope
+from storage.db import session_scope, unit_of_work
 from storage.models import IN_FLIGHT, Snooze, Subscription, image_key, utcnow
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def subscribe(
 def _save(
     services: Services, *, channel_id: str, user_id: str, schedule: Schedule, source: str
 ) -> Subscription:
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         found = crud.get_subscription(session=session, channel_id=channel_id)
         subscription = found or Subscription(
             channel_id=channel_id,
@@ -157,7 +157,7 @@ def _save(
 
 
 def unsubscribe(services: Services, *, channel_id: str, user_id: str) -> Subscription:
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         found = crud.get_subscription(session=session, channel_id=channel_id)
         if found is None or not found.active:
             raise NotSubscribed("This channel has no digest subscription; nothing to stop.")
@@ -239,7 +239,9 @@ def build_digest(
     )
     with session_scope(services.engine) as session:
         entries = updates.entries_for(
-            session=session, offers=crud.offers_of_listing(session=session, listing_id=listing.id)
+            session=session,
+            offers=crud.offers_of_listing(session=session, listing_id=listing.id),
+            channel_id=channel_id,
         )
     limit = timedelta(days=OVERDUE_DAYS)
     now = utcnow()
@@ -278,7 +280,7 @@ def post_digest(services: Services, *, channel_id: str, user_id: str, quiet: boo
     for message in messages:
         # slack_sdk's RateLimitErrorRetryHandler waits out a 429 and posts again.
         services.slack.chat_postMessage(channel=channel_id, **message)
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         crud.record_event(
             session=session,
             kind="digest_posted",
@@ -302,7 +304,7 @@ def snooze(services: Services, *, offer_key: str, user_id: str) -> ListingPage:
     if not services.policy.can_approve(user_id):
         raise updates.NotAllowed()
     until = utcnow() + SNOOZE
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         crud.add_snooze(
             session=session,
             snooze=Snooze(image_key=offer.image_key, until=until, snoozed_by=user_id),
@@ -420,7 +422,7 @@ def _claim(
     detail: str | None,
 ) -> bool:
     assert subscription.id is not None
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         return crud.claim_slot(
             session=session,
             subscription_id=subscription.id,
@@ -441,7 +443,7 @@ def _finish(
     detail: str | None,
 ) -> None:
     assert subscription.id is not None
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         crud.finish_slot(
             session=session,
             subscription_id=subscription.id,

@@ -30,7 +30,7 @@ from bot.notify import Delivery
 from bot.services import Services
 from bot.worker import WORKER_ID, is_dead_here
 from storage import crud
-from storage.db import session_scope
+from storage.db import session_scope, unit_of_work
 from storage.models import (
     IN_FLIGHT,
     Event,
@@ -97,9 +97,13 @@ class Expired(Refused):
 
 
 class AlreadyInFlight(Refused):
-    def __init__(self, request: UpdateRequest, *, page: ListingPage | None = None) -> None:
+    def __init__(
+        self, request: UpdateRequest, *, page: ListingPage | None = None, foreign: bool = False
+    ) -> None:
         def say(name: str, who: Callable[[str], str]) -> str:
-            if request.state == State.requested:
+            if foreign:  # who asked and decided in another channel stays there
+                how = f"{request.state}, asked for in another channel"
+            elif request.state == State.requested:
                 how = f"waiting for approval (requested by {who(request.requested_by)})"
             else:
                 approver = who(request.approved_by or request.requested_by)
@@ -145,6 +149,8 @@ class Entry:
     request: UpdateRequest | None  # the newest request for this image, if any
     snooze: Snooze | None = None  # an active snooze
     first_seen: datetime | None = None  # when wsimg first saw this update available
+    # The request was made in another channel: what was said there (who, why) stays there.
+    foreign: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,7 +220,7 @@ def make_listing(
         _offer(image, listing=listing, page=page, position=n)
         for n, (image, page) in enumerate(zip(images, pages, strict=True))
     ]
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         crud.add_listing(session=session, listing=listing, offers=offers)
         crud.record_sightings(
             session=session,
@@ -266,7 +272,7 @@ def load_page(services: Services, *, listing_id: str, page: int) -> ListingPage:
         pages = crud.listing_page_count(session=session, listing_id=listing_id)
         page = min(max(page, 1), max(pages, 1))
         offers = crud.offers_on_page(session=session, listing_id=listing_id, page=page)
-        entries = entries_for(session=session, offers=offers)
+        entries = entries_for(session=session, offers=offers, channel_id=listing.channel_id)
         total, regions = crud.listing_totals(session=session, listing_id=listing_id)
     return ListingPage(
         listing=listing,
@@ -279,20 +285,27 @@ def load_page(services: Services, *, listing_id: str, page: int) -> ListingPage:
     )
 
 
-def entries_for(*, session: Session, offers: Sequence[Offer]) -> list[Entry]:
+def entries_for(
+    *, session: Session, offers: Sequence[Offer], channel_id: str | None
+) -> list[Entry]:
+    """The offers with what wsimg knows of each image, as seen from ``channel_id``."""
     keys = [offer.image_key for offer in offers]
     latest = crud.latest_requests(session=session, image_keys=keys)
     snoozes = crud.active_snoozes(session=session, image_keys=keys)
     seen = crud.first_sightings(session=session, image_keys=keys)
-    return [
-        Entry(
-            offer=o,
-            request=latest.get(o.image_key),
-            snooze=snoozes.get(o.image_key),
-            first_seen=seen.get(o.image_key),
+    entries = []
+    for offer in offers:
+        request = latest.get(offer.image_key)
+        entries.append(
+            Entry(
+                offer=offer,
+                request=request,
+                snooze=snoozes.get(offer.image_key),
+                first_seen=seen.get(offer.image_key),
+                foreign=request is not None and request.channel_id != channel_id,
+            )
         )
-        for o in offers
-    ]
+    return entries
 
 
 def page_for_key(services: Services, *, key: str, page: int | None = None) -> ListingPage:
@@ -335,7 +348,8 @@ def approve(
     if offer.not_updatable_reason:
         raise NotUpdatable(offer.not_updatable_reason)
     page = functools.partial(load_page, services, listing_id=offer.listing_id, page=offer.page)
-    _refuse_if_taken(services, offer.image_key, page)
+    here = channel_id or offer.channel_id
+    _refuse_if_taken(services, offer.image_key, page, here)
     _recheck_offer(services, offer, page)
 
     now = utcnow()
@@ -353,16 +367,13 @@ def approve(
         approved_by=user_id if direct else None,
         approved_at=now if direct else None,
         worker_id=WORKER_ID,
-        channel_id=channel_id or offer.channel_id,
+        channel_id=here,
         offer_key=offer.key,
     )
-    with session_scope(services.engine) as session:
+    # The request and its first events commit together: no request without its record.
+    with unit_of_work(services.engine) as session:
         created = crud.create_request(session=session, request=request)
-    if not created:
-        _refuse_if_taken(services, offer.image_key, page)
-        raise StaleButton()  # the other request ended in between: a fresh list will tell
-    with session_scope(services.engine) as session:
-        for kind in ("requested", "approved") if direct else ("requested",):
+        for kind in (("requested", "approved") if direct else ("requested",)) if created else ():
             crud.record_event(
                 session=session,
                 kind=kind,
@@ -370,10 +381,13 @@ def approve(
                 request_id=request.id,
                 detail={"image": offer.image_key, "name": offer.image_name},
             )
+    if not created:
+        _refuse_if_taken(services, offer.image_key, page, here)
+        raise StaleButton()  # the other request ended in between: a fresh list will tell
 
     posted = services.notifier.announce(request)
     if posted is not None:
-        with session_scope(services.engine) as session:
+        with unit_of_work(services.engine) as session:
             crud.set_fields(
                 session=session, request_id=request.id, channel_id=posted[0], message_ts=posted[1]
             )
@@ -403,7 +417,7 @@ def ttl_text(services: Services) -> str:
 def record_refusal(
     services: Services, user_id: str, image: str, reason: str, request_id: str | None = None
 ) -> None:
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         crud.record_event(
             session=session,
             kind="approval_refused",
@@ -413,8 +427,11 @@ def record_refusal(
         )
 
 
-def _refuse_if_taken(services: Services, image_key: str, page: Callable[[], ListingPage]) -> None:
-    """An update of this image already in flight, or already done: refuse, and show it."""
+def _refuse_if_taken(
+    services: Services, image_key: str, page: Callable[[], ListingPage], here: str | None
+) -> None:
+    """An update of this image already in flight, or already done: refuse, and show it (who
+    did it only when it was done in this channel, ``here``)."""
     with session_scope(services.engine) as session:
         active = crud.active_request(session=session, image_key=image_key)
         latest = crud.latest_requests(session=session, image_keys=[image_key]).get(image_key)
@@ -428,7 +445,7 @@ def _refuse_if_taken(services: Services, image_key: str, page: Callable[[], List
     ):
         active = None  # nobody decided it in time: it no longer holds the image
     if active is not None:
-        raise AlreadyInFlight(active, page=page())
+        raise AlreadyInFlight(active, page=page(), foreign=active.channel_id != here)
     if latest is not None and latest.state == State.available:
         raise AlreadyUpdated(latest, page=page())
 
@@ -452,7 +469,7 @@ def move(
 ) -> bool:
     """Compare-and-set the request (``values``: crud.transition's conditions and fields) and,
     only if it moved, record ``event`` in the same transaction. False when it had moved on."""
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         moved = crud.transition(
             session=session, request_id=request_id, from_states=from_states, to=to, **values
         )
@@ -500,7 +517,7 @@ def _recheck_offer(services: Services, offer: Offer, page: Callable[[], ListingP
     )
     if reason is None:
         return
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         crud.withdraw_offer(session=session, key=offer.key, reason=reason)
         crud.record_event(
             session=session,
@@ -531,20 +548,21 @@ def recheck_image(
 
 def submit(services: Services, *, request_id: str) -> UpdateRequest:
     """approved → submitting → pending (or failed): at most one winner calls AWS."""
-    with session_scope(services.engine) as session:
-        request = crud.get_request(session=session, request_id=request_id)
-        assert request is not None
-        name = updated_image_name(request.source_image_name, request.id, request.created_at.date())
-        if not crud.transition(
-            session=session,
-            request_id=request_id,
-            from_states=[State.approved],
-            to=State.submitting,
-            new_image_name=name,
-            submitted_at=utcnow(),
-            worker_id=WORKER_ID,
-        ):
-            return reload_request(services, request_id)
+    request = reload_request(services, request_id)
+    name = updated_image_name(request.source_image_name, request.id, request.created_at.date())
+    if not move(
+        services,
+        request_id,
+        from_states=[State.approved],
+        to=State.submitting,
+        event="submitting",
+        actor=SYSTEM,
+        detail={"name": name},
+        new_image_name=name,
+        submitted_at=utcnow(),
+        worker_id=WORKER_ID,
+    ):
+        return reload_request(services, request_id)
     return _create(services, request_id=request_id)
 
 
@@ -733,7 +751,7 @@ def _reconcile_submitting(
 
 
 def _event(services: Services, request_id: str, kind: str, detail: dict[str, object]) -> None:
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         crud.record_event(
             session=session, kind=kind, actor=SYSTEM, request_id=request_id, detail=detail
         )
@@ -815,12 +833,12 @@ def _post_followups(services: Services, report: PollReport) -> None:
 
 
 def _follow_up(services: Services, request: UpdateRequest, stale: datetime) -> int:
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         if not crud.claim_followup(session=session, request_id=request.id, stale_before=stale):
             return 0
     delivery = services.notifier.follow_up(request)
     services.notifier.refresh(request)
-    with session_scope(services.engine) as session:
+    with unit_of_work(services.engine) as session:
         crud.finish_followup(
             session=session, request_id=request.id, posted=delivery is not Delivery.retry
         )
@@ -836,34 +854,82 @@ HISTORY_DEFAULT, HISTORY_MAX = 10, 50
 
 
 @dataclass(frozen=True)
+class Viewer:
+    """Who asks about requests, and where: what they may see follows from it.
+
+    A request belongs to the channel it was made in. In a channel, ``status`` and ``history``
+    show that channel's requests; in a direct message with wsimg (a D… channel), the requests
+    the caller made there. An approver may ask for every request (``all``); the answer is
+    shown only to them. Anything else is as if it did not exist.
+    """
+
+    user_id: str
+    channel_id: str
+    everything: bool = False
+
+    @property
+    def in_dm(self) -> bool:
+        return self.channel_id.startswith("D")
+
+
+class NotAllowedToSeeAll(Refused):
+    def __init__(self) -> None:
+        super().__init__(
+            "Only approvers (WSIMG_APPROVERS) may see every channel's requests. Without `all`, "
+            "you see the requests made in the channel you ask in."
+        )
+
+
+def viewer(services: Services, *, user_id: str, channel_id: str, everything: bool) -> Viewer:
+    """The caller's view; asking for everything needs an approver (refused and recorded)."""
+    if everything and not services.policy.can_approve(user_id):
+        record_refusal(services, user_id, "", "not an approver: asked for all requests")
+        raise NotAllowedToSeeAll()
+    return Viewer(user_id=user_id, channel_id=channel_id, everything=everything)
+
+
+def _scope(who: Viewer) -> crud.Scope:
+    if who.everything:
+        return crud.Scope()
+    if who.in_dm:
+        return crud.Scope(channel_id=who.channel_id, requested_by=who.user_id)
+    return crud.Scope(channel_id=who.channel_id)
+
+
+@dataclass(frozen=True)
 class Status:
     request: UpdateRequest
     events: list[Event]
 
 
-def status(services: Services, *, query: str | None) -> list[Status]:
-    """One request (by id, short id, or source/new image id) or every request in flight."""
+def status(services: Services, *, query: str | None, who: Viewer) -> list[Status]:
+    """One request (by its id, as shown or in full, or a source or new image id, exactly) or
+    every request in flight: only those ``who`` may see."""
+    scope = _scope(who)
     with session_scope(services.engine) as session:
         if query:
-            found = crud.find_request(session=session, id_or_prefix=query)
+            found = crud.find_request(session=session, identifier=query, scope=scope)
             if found is None:
                 raise NotFound(
-                    f"No update request matches `{query}`. Use a request id from "
-                    "`/wsimg history`, or a source or new image id (wsi-…)."
+                    f"No update request here matches `{query[:80]}`. Use a request id from "
+                    "`/wsimg history` in the channel where it was asked for, or a source or "
+                    "new image id (wsi-…)."
                 )
             requests = [found]
         else:
-            requests = crud.requests_in(session=session, states=IN_FLIGHT)
+            requests = crud.requests_in(session=session, states=IN_FLIGHT, scope=scope)
         return [
             Status(request=r, events=crud.events(session=session, request_id=r.id, limit=20))
             for r in requests
         ]
 
 
-def history(services: Services, *, limit: int = HISTORY_DEFAULT) -> list[UpdateRequest]:
+def history(
+    services: Services, *, who: Viewer, limit: int = HISTORY_DEFAULT
+) -> list[UpdateRequest]:
     limit = min(max(limit, 1), HISTORY_MAX)
     with session_scope(services.engine) as session:
-        return crud.recent_requests(session=session, limit=limit)
+        return crud.recent_requests(session=session, limit=limit, scope=_scope(who))
 
 
 def audit_trail(engine: Engine, *, limit: int) -> list[dict[str, Any]]:

@@ -1,8 +1,13 @@
-"""Queries. Keyword-only functions taking a session; every state move is a compare-and-set."""
+"""Queries. Keyword-only functions taking a session; every state move is a compare-and-set.
+
+They flush and never commit: the caller's ``storage.db.unit_of_work`` commits a whole step (a
+state change and its event, a new request and its first events) at once, or nothing of it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +34,7 @@ from storage.models import (
 def add_listing(*, session: Session, listing: Listing, offers: Sequence[Offer]) -> None:
     session.add(listing)
     session.add_all(offers)
-    session.commit()
+    session.flush()
 
 
 def get_listing(*, session: Session, listing_id: str) -> Listing | None:
@@ -44,7 +49,6 @@ def withdraw_offer(*, session: Session, key: str, reason: str) -> None:
     """Mark an offer as no longer valid (the image is gone or was updated), saying why."""
     statement = update(Offer).where(col(Offer.key) == key).values(withdrawn_reason=reason[:512])
     session.execute(statement)
-    session.commit()
 
 
 def offers_on_page(*, session: Session, listing_id: str, page: int) -> list[Offer]:
@@ -76,12 +80,14 @@ def listing_totals(*, session: Session, listing_id: str) -> tuple[int, int]:
 
 
 def create_request(*, session: Session, request: UpdateRequest) -> bool:
-    """Insert; False when another request for the same image is already in flight."""
-    session.add(request)
+    """Insert; False when another request for the same image is already in flight.
+
+    The insert runs in a savepoint, so a collision undoes only itself and the caller's unit of
+    work goes on (to refuse the click, say)."""
     try:
-        session.commit()
+        with session.begin_nested():
+            session.add(request)
     except IntegrityError:
-        session.rollback()
         return False
     return True
 
@@ -90,21 +96,36 @@ def get_request(*, session: Session, request_id: str) -> UpdateRequest | None:
     return session.get(UpdateRequest, request_id)
 
 
-def find_request(*, session: Session, id_or_prefix: str) -> UpdateRequest | None:
-    """By full id, id prefix (the short id users see), or new/source image id."""
-    found = session.get(UpdateRequest, id_or_prefix)
-    if found is not None:
-        return found
-    query = (
-        select(UpdateRequest)
-        .where(
-            col(UpdateRequest.id).startswith(id_or_prefix, autoescape=True)
-            | (UpdateRequest.new_image_id == id_or_prefix)
-            | (UpdateRequest.source_image_id == id_or_prefix)
-        )
-        .order_by(col(UpdateRequest.created_at).desc())
+@dataclass(frozen=True)
+class Scope:
+    """Which requests a question may see: those of one channel (and one requester), or all."""
+
+    channel_id: str | None = None
+    requested_by: str | None = None
+
+    def apply(self, query: Any) -> Any:
+        if self.channel_id is not None:
+            query = query.where(col(UpdateRequest.channel_id) == self.channel_id)
+        if self.requested_by is not None:
+            query = query.where(col(UpdateRequest.requested_by) == self.requested_by)
+        return query
+
+
+SHORT_ID = 8  # the request id as users see it (UpdateRequest.short_id)
+
+
+def find_request(*, session: Session, identifier: str, scope: Scope) -> UpdateRequest | None:
+    """The newest request in ``scope`` whose id (in full, or as shown), new image id or source
+    image id is exactly ``identifier``. Never a prefix: `c` finds nothing."""
+    matches = (UpdateRequest.new_image_id == identifier) | (
+        UpdateRequest.source_image_id == identifier
     )
-    return session.exec(query).first()
+    if len(identifier) == SHORT_ID:
+        matches |= func.substr(col(UpdateRequest.id), 1, SHORT_ID) == identifier
+    else:
+        matches |= col(UpdateRequest.id) == identifier
+    query = scope.apply(select(UpdateRequest).where(matches))
+    return session.exec(query.order_by(col(UpdateRequest.created_at).desc())).first()
 
 
 def active_request(*, session: Session, image_key: str) -> UpdateRequest | None:
@@ -162,7 +183,6 @@ def transition(
     if held_by is not None:
         statement = statement.where(col(UpdateRequest.worker_id) == held_by)
     result = session.execute(statement)
-    session.commit()
     return result.rowcount == 1
 
 
@@ -175,20 +195,27 @@ def set_fields(*, session: Session, request_id: str, **values: Any) -> None:
         .values(updated_at=utcnow(), **values)
     )
     session.execute(statement)
-    session.commit()
 
 
 def requests_in(
-    *, session: Session, states: Iterable[State], updated_before: datetime | None = None
+    *,
+    session: Session,
+    states: Iterable[State],
+    updated_before: datetime | None = None,
+    scope: Scope | None = None,
 ) -> list[UpdateRequest]:
     query = select(UpdateRequest).where(col(UpdateRequest.state).in_([s.value for s in states]))
     if updated_before is not None:
         query = query.where(col(UpdateRequest.updated_at) < updated_before)
+    query = (scope or Scope()).apply(query)
     return list(session.exec(query.order_by(col(UpdateRequest.created_at))))
 
 
-def recent_requests(*, session: Session, limit: int) -> list[UpdateRequest]:
-    query = select(UpdateRequest).order_by(col(UpdateRequest.created_at).desc()).limit(limit)
+def recent_requests(
+    *, session: Session, limit: int, scope: Scope | None = None
+) -> list[UpdateRequest]:
+    query = (scope or Scope()).apply(select(UpdateRequest))
+    query = query.order_by(col(UpdateRequest.created_at).desc()).limit(limit)
     return list(session.exec(query))
 
 
@@ -216,14 +243,12 @@ def claim_followup(*, session: Session, request_id: str, stale_before: datetime)
         .values(followup_claimed_at=utcnow())
     )
     result = session.execute(statement)
-    session.commit()
     return result.rowcount == 1
 
 
 def finish_followup(*, session: Session, request_id: str, posted: bool) -> None:
     values = {"followup_posted_at": utcnow()} if posted else {"followup_claimed_at": None}
     session.execute(update(UpdateRequest).where(col(UpdateRequest.id) == request_id).values(values))
-    session.commit()
 
 
 def record_event(
@@ -236,7 +261,7 @@ def record_event(
 ) -> Event:
     event = Event(kind=kind, actor=actor, request_id=request_id, detail=detail or {})
     session.add(event)
-    session.commit()
+    session.flush()  # now, so a refused insert fails the step it belongs to
     return event
 
 
@@ -268,7 +293,6 @@ def record_sightings(*, session: Session, waiting: Sequence[str], current: Seque
         session.execute(statement)
     if current:
         session.execute(delete(Sighting).where(col(Sighting.image_key).in_(set(current))))
-    session.commit()
 
 
 def first_sightings(*, session: Session, image_keys: Iterable[str]) -> dict[str, datetime]:
@@ -281,7 +305,7 @@ def first_sightings(*, session: Session, image_keys: Iterable[str]) -> dict[str,
 
 def add_snooze(*, session: Session, snooze: Snooze) -> None:
     session.add(snooze)
-    session.commit()
+    session.flush()
 
 
 def active_snoozes(*, session: Session, image_keys: Iterable[str]) -> dict[str, Snooze]:
@@ -308,7 +332,7 @@ def get_subscription(*, session: Session, channel_id: str) -> Subscription | Non
 def save_subscription(*, session: Session, subscription: Subscription) -> Subscription:
     subscription.updated_at = utcnow()
     session.add(subscription)
-    session.commit()
+    session.flush()
     session.refresh(subscription)
     return subscription
 
@@ -351,9 +375,7 @@ def claim_slot(
         .returning(col(DigestSlot.id))
     )
     # RETURNING, not rowcount: psycopg does not report the row count of this INSERT reliably.
-    claimed = session.execute(statement).first() is not None
-    session.commit()
-    return claimed
+    return session.execute(statement).first() is not None
 
 
 def finish_slot(
@@ -374,7 +396,6 @@ def finish_slot(
         .values(state=state, messages=messages, finished_at=utcnow(), detail=detail)
     )
     session.execute(statement)
-    session.commit()
 
 
 def slots(*, session: Session, subscription_id: int | None = None) -> list[DigestSlot]:

@@ -57,8 +57,23 @@ def make_engine(url: str) -> Engine:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session for reading: whatever it did is rolled back when the block ends."""
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+@contextmanager
+def unit_of_work(engine: Engine) -> Iterator[Session]:
+    """One step of a use case: everything written in the block commits together when it ends,
+    or, if the block raises, none of it does. The only place wsimg commits (storage.crud
+    flushes and never commits), so a state change and its audit event are never apart."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 def _alembic_config() -> Config:

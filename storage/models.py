@@ -105,8 +105,10 @@ class UpdateRequest(UpdateRequestBase, table=True):
     approved_at: datetime | None = None
     submitted_at: datetime | None = None
     completed_at: datetime | None = None
-    # Claimed before the follow-up is posted so that two pollers never both post it.
+    # Claimed before the follow-up is posted so that two pollers never both post it; the
+    # claimant (a process id as in worker_id) may be taken over at once once it is dead.
     followup_claimed_at: datetime | None = None
+    followup_claimed_by: str | None = Field(default=None, max_length=96)
     followup_posted_at: datetime | None = None
 
     @property

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from bot.updates import NOT_FOUND_GRACE, ORPHAN_AFTER
 from storage import crud
-from storage.db import session_scope
+from storage.db import session_scope, unit_of_work
 from storage.models import State, UpdateRequest, utcnow
 from tests.conftest import APPROVER, World
 
@@ -29,7 +29,7 @@ def _reload(world: World, request_id: str) -> UpdateRequest:
 
 def _rewind(world: World, request_id: str, to: State, **values: object) -> None:
     """Move a pending request back to `to`, last touched long enough ago to be an orphan."""
-    with session_scope(world.services.engine) as session:
+    with unit_of_work(world.services.engine) as session:
         assert crud.transition(
             session=session,
             request_id=request_id,

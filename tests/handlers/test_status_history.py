@@ -38,13 +38,15 @@ def test_status_lists_what_is_in_flight_with_its_trail(world: World) -> None:
 
 def test_status_of_something_unknown_says_how_to_find_it(world: World) -> None:
     text = _answer_text(world, "status wsi-nothere1")
-    assert "No update request matches `wsi-nothere1`" in text and "/wsimg history" in text
+    assert "No update request here matches `wsi-nothere1`" in text and "/wsimg history" in text
     wildcard = _answer_text(world, "status %")
-    assert "No update request matches" in wildcard
+    assert "No update request here matches" in wildcard
 
 
 def test_history_names_who_requested_and_who_approved(world: World) -> None:
-    assert "No WorkSpaces image update has been requested yet" in _answer_text(world, "history")
+    assert "No WorkSpaces image update has been requested in this channel yet" in _answer_text(
+        world, "history"
+    )
     first = world.simulator.add_image(region="us-east-1", name="Win-First")
     second = world.simulator.add_image(region="eu-west-1", name="Win-Second")
     _approve(world, first)

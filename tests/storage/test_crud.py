@@ -16,7 +16,7 @@ from sqlalchemy.exc import StatementError
 from sqlmodel import Session, col, select
 
 from storage import crud
-from storage.db import ensure_schema, make_engine, schema_status, session_scope, upgrade
+from storage.db import ensure_schema, make_engine, schema_status, unit_of_work, upgrade
 from storage.models import IN_FLIGHT, State, UpdateRequest, image_key
 
 RACERS = 20
@@ -46,13 +46,13 @@ def _request(image_id: str = "wsi-0123456789", *, in_flight: bool = True) -> Upd
 
 
 def _add(engine: Engine, request: UpdateRequest) -> UpdateRequest:
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         assert crud.create_request(session=session, request=request)
     return request
 
 
 def _reload(engine: Engine, request_id: str) -> UpdateRequest:
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         found = crud.get_request(session=session, request_id=request_id)
     assert found is not None
     return found
@@ -63,7 +63,7 @@ def _race(engine: Engine, attempt: Callable[[Session, int], T], racers: int = RA
     start = threading.Barrier(racers, timeout=30)
 
     def run(i: int) -> T:
-        with session_scope(engine) as session:
+        with unit_of_work(engine) as session:
             start.wait()
             return attempt(session, i)
 
@@ -138,7 +138,7 @@ def test_of_twenty_racing_transitions_from_the_same_state_exactly_one_wins(engin
 
 def test_a_transition_from_another_state_changes_nothing(engine: Engine) -> None:
     request = _add(engine, _request())
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         assert not crud.transition(
             session=session,
             request_id=request.id,
@@ -154,7 +154,7 @@ def test_a_transition_from_another_state_changes_nothing(engine: Engine) -> None
 def test_stale_before_lets_a_poller_take_over_only_an_untouched_request(engine: Engine) -> None:
     request = _add(engine, _request())
     updated = _reload(engine, request.id).updated_at
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         assert not crud.transition(
             session=session,
             request_id=request.id,
@@ -177,7 +177,7 @@ def test_stale_before_lets_a_poller_take_over_only_an_untouched_request(engine: 
 
 def test_only_one_request_per_image_is_in_flight(engine: Engine) -> None:
     first = _add(engine, _request())
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         assert not crud.create_request(session=session, request=_request())
         # The session is still usable after the refused insert.
         assert crud.create_request(session=session, request=_request("wsi-other"))
@@ -198,7 +198,7 @@ def test_only_one_request_per_image_is_in_flight(engine: Engine) -> None:
 def test_finished_requests_of_one_image_do_not_collide(engine: Engine) -> None:
     for _ in range(3):
         _add(engine, _request(in_flight=False))
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         query = select(UpdateRequest).where(col(UpdateRequest.source_image_id) == "wsi-0123456789")
         rows = list(session.exec(query))
     assert len(rows) == 3
@@ -210,7 +210,7 @@ def test_of_twenty_racing_requests_for_one_image_exactly_one_is_created(engine: 
         engine, lambda session, _i: crud.create_request(session=session, request=_request())
     )
     assert created.count(True) == 1
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         rows = crud.requests_in(session=session, states=list(IN_FLIGHT))
         assert len(rows) == 1
 
@@ -221,7 +221,7 @@ def test_of_twenty_racing_requests_for_one_image_exactly_one_is_created(engine: 
 def test_a_follow_up_is_claimed_once(engine: Engine) -> None:
     request = _add(engine, _request())
     now = datetime.now(UTC)
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         crud.transition(
             session=session, request_id=request.id, from_states=IN_FLIGHT, to=State.available
         )
@@ -235,7 +235,7 @@ def test_a_follow_up_is_claimed_once(engine: Engine) -> None:
 
     assert _race(engine, attempt).count(True) == 1
 
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         assert not crud.followups_due(session=session, stale_before=now - timedelta(minutes=5))
         # A claim older than stale_before was abandoned by a dead poller: it can be taken over.
         later = datetime.now(UTC) + timedelta(seconds=1)
@@ -261,13 +261,13 @@ def test_events_round_trip_their_json_detail(engine: Engine) -> None:
         "list": [1, "two", {"three": [3.0]}],
         "nested": {"a": {"b": []}, "empty": {}},
     }
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         crud.record_event(session=session, kind="approved", actor="UAPPROVER", request_id="r1")
         crud.record_event(
             session=session, kind="created", actor="UAPPROVER", request_id="r1", detail=detail
         )
         crud.record_event(session=session, kind="other", actor="system")
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         found = crud.events(session=session, request_id="r1")
         assert [e.kind for e in found] == ["created", "approved"]
         assert found[0].detail == detail
@@ -280,7 +280,7 @@ def test_datetimes_come_back_as_the_same_aware_utc_instant(engine: Engine) -> No
     kolkata = timezone(timedelta(hours=5, minutes=30))
     approved = datetime(2026, 3, 29, 2, 30, 15, 123456, tzinfo=kolkata)
     request = _add(engine, _request())
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         crud.set_fields(session=session, request_id=request.id, approved_at=approved)
 
     stored = _reload(engine, request.id)
@@ -293,7 +293,7 @@ def test_datetimes_come_back_as_the_same_aware_utc_instant(engine: Engine) -> No
 
     # Comparisons in SQL use the instant, whatever the zone of the bound value.
     later = datetime.now(kolkata) + timedelta(minutes=1)
-    with session_scope(engine) as session:
+    with unit_of_work(engine) as session:
         assert [
             r.id for r in crud.requests_in(session=session, states=IN_FLIGHT, updated_before=later)
         ] == [request.id]
@@ -303,6 +303,6 @@ def test_datetimes_come_back_as_the_same_aware_utc_instant(engine: Engine) -> No
 
 def test_a_naive_datetime_is_refused_not_silently_shifted(engine: Engine) -> None:
     request = _add(engine, _request())
-    with session_scope(engine) as session, pytest.raises(StatementError, match="timezone"):
+    with unit_of_work(engine) as session, pytest.raises(StatementError, match="timezone"):
         crud.set_fields(session=session, request_id=request.id, approved_at=datetime(2026, 1, 1))
     assert _reload(engine, request.id).approved_at is None
