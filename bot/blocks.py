@@ -170,7 +170,7 @@ def _entry(entry: Entry, *, four_eyes: bool) -> list[Block]:
         lines.append(f"_Cannot be updated by wsimg: {escape(offer.not_updatable_reason)}_")
         return [section("\n".join(lines))]
     if request is not None:
-        lines.append(status_line(request))
+        lines.append(foreign_status_line(request) if entry.foreign else status_line(request))
     if offer.withdrawn_reason:
         lines.append(f"_No longer offered: {escape(offer.withdrawn_reason)}_")
         return [section("\n".join(lines))]
@@ -354,6 +354,23 @@ def status_line(request: UpdateRequest) -> str:
             return f"Request {request.short_id} is {request.state}"
 
 
+def foreign_status_line(request: UpdateRequest) -> str:
+    """A request made in another channel: where it stands, never who asked, decided or why
+    (a private channel's names and reasons stay in it)."""
+    new = f"`{request.new_image_id}`" if request.new_image_id else "the new image"
+    match request.state:
+        case State.requested:
+            return ":raised_hand: An update was asked for in another channel and waits there"
+        case State.approved | State.submitting | State.pending:
+            return (
+                f":hourglass_flowing_sand: An update approved in another channel is building {new}"
+            )
+        case State.available:
+            return f":white_check_mark: Updated through another channel: {new} is AVAILABLE"
+        case _:
+            return f"An update asked for in another channel ended {request.state}"
+
+
 def announcement(request: UpdateRequest) -> Message:
     name = escape(request.source_image_name)
     image = (
@@ -481,9 +498,10 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
 
 
-def status(statuses: Sequence[Status]) -> Message:
+def status(statuses: Sequence[Status], *, everywhere: bool = False) -> Message:
     if not statuses:
-        return text_message("No WorkSpaces image update is in flight.")
+        where = "" if everywhere else " from this channel"
+        return text_message(f"No WorkSpaces image update{where} is in flight.")
     out: list[Block] = []
     shown = (MAX_BLOCKS - 1) // 2  # two blocks each, and one for the "more" line
     for item in statuses[:shown]:
@@ -505,9 +523,10 @@ def status(statuses: Sequence[Status]) -> Message:
     return {"text": f"{len(statuses)} update request(s)", "blocks": out}
 
 
-def history(requests: Sequence[UpdateRequest]) -> Message:
+def history(requests: Sequence[UpdateRequest], *, everywhere: bool = False) -> Message:
     if not requests:
-        return text_message("No WorkSpaces image update has been requested yet.")
+        where = "" if everywhere else " in this channel"
+        return text_message(f"No WorkSpaces image update has been requested{where} yet.")
     lines = [
         f"`{r.short_id}` {_when(r.created_at)} *{escape(r.source_image_name)}* ({r.region}) — "
         f"requested by <@{r.requested_by}>"

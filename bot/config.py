@@ -25,6 +25,12 @@ from bot.errors import ConfigError
 CommaList = Annotated[list[str], NoDecode]
 
 _APPROVER_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+_TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,31}$")
+_VARIABLES = {
+    "approvers": "WSIMG_APPROVERS",
+    "requesters": "WSIMG_REQUESTERS",
+    "digest_managers": "WSIMG_DIGEST_MANAGERS",
+}
 
 
 def _split(value: object) -> object:
@@ -48,6 +54,16 @@ class Settings(BaseSettings):
     role_arns: CommaList = Field(default_factory=list, validation_alias="WSIMG_ROLE_ARNS")
     approvers: CommaList = Field(default_factory=list, validation_alias="WSIMG_APPROVERS")
     requesters: CommaList = Field(default_factory=list, validation_alias="WSIMG_REQUESTERS")
+    # Who may subscribe, unsubscribe and post a digest now (approvers always may).
+    digest_managers: CommaList = Field(
+        default_factory=list, validation_alias="WSIMG_DIGEST_MANAGERS"
+    )
+    # A subscription made from Slack fires at most this often (WSIMG_DIGEST_CRON is not limited).
+    min_digest_minutes: int = Field(
+        60, ge=1, le=24 * 60, validation_alias="WSIMG_MIN_DIGEST_MINUTES"
+    )
+    # The workspaces (T…) and Enterprise Grid orgs (E…) served; empty: the bot token's own.
+    team_ids: CommaList = Field(default_factory=list, validation_alias="WSIMG_TEAM_IDS")
     four_eyes: bool = Field(False, validation_alias="WSIMG_FOUR_EYES")
     approval_ttl_hours: int = Field(
         24, ge=1, le=24 * 30, validation_alias="WSIMG_APPROVAL_TTL_HOURS"
@@ -59,19 +75,38 @@ class Settings(BaseSettings):
     scheduler: bool = Field(True, validation_alias="WSIMG_SCHEDULER")
     port: int = Field(3000, ge=0, le=65535, validation_alias="PORT")
 
-    @field_validator("regions", "role_arns", "approvers", "requesters", mode="before")
+    @field_validator(
+        "regions",
+        "role_arns",
+        "approvers",
+        "requesters",
+        "digest_managers",
+        "team_ids",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
 
-    @field_validator("approvers", "requesters")
+    @field_validator("approvers", "requesters", "digest_managers")
     @classmethod
     def _slack_ids(cls, value: list[str], info: ValidationInfo) -> list[str]:
         bad = [item for item in value if not _APPROVER_ID.match(item)]
         if bad:
-            name = "WSIMG_APPROVERS" if info.field_name == "approvers" else "WSIMG_REQUESTERS"
+            name = _VARIABLES[str(info.field_name)]
             raise ValueError(
                 f"{name} takes Slack user IDs (U…/W…) and user-group IDs (S…); not {', '.join(bad)}"
+            )
+        return value
+
+    @field_validator("team_ids")
+    @classmethod
+    def _team_ids(cls, value: list[str]) -> list[str]:
+        bad = [item for item in value if not _TEAM_ID.match(item)]
+        if bad:
+            raise ValueError(
+                "WSIMG_TEAM_IDS takes Slack workspace IDs (T…) and Enterprise Grid org IDs "
+                f"(E…); not {', '.join(bad)}"
             )
         return value
 

@@ -36,6 +36,12 @@ def _number(args: list[str], default: int) -> int:
     return int(first[:6]) if len(first) <= 6 else 999_999
 
 
+def _everything(args: list[str]) -> tuple[list[str], bool]:
+    """The arguments without `all`, and whether it was there (every channel's requests)."""
+    rest = [arg for arg in args if arg.lower() != "all"]
+    return rest, len(rest) != len(args)
+
+
 def register(app: App, services: Services) -> None:
     def updates_(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
         region = args[0] if args else None
@@ -43,12 +49,20 @@ def register(app: App, services: Services) -> None:
         respond(response_type="ephemeral", **blocks.listing(page))
 
     def status(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
-        found = updates.status(services, query=args[0] if args else None)
-        respond(response_type="ephemeral", **blocks.status(found))
+        rest, everything = _everything(args)
+        who = updates.viewer(
+            services, user_id=user_id, channel_id=channel_id, everything=everything
+        )
+        found = updates.status(services, query=rest[0] if rest else None, who=who)
+        respond(response_type="ephemeral", **blocks.status(found, everywhere=everything))
 
     def history(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
-        recent = updates.history(services, limit=_number(args, updates.HISTORY_DEFAULT))
-        respond(response_type="ephemeral", **blocks.history(recent))
+        rest, everything = _everything(args)
+        who = updates.viewer(
+            services, user_id=user_id, channel_id=channel_id, everything=everything
+        )
+        recent = updates.history(services, who=who, limit=_number(rest, updates.HISTORY_DEFAULT))
+        respond(response_type="ephemeral", **blocks.history(recent, everywhere=everything))
 
     def digest(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
         posted = digests.post_digest(services, channel_id=channel_id, user_id=user_id)
