@@ -21,6 +21,18 @@ log = logging.getLogger("wsimg")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # A secret too short to be redacted (and to be Slack's) is refused before anything logs;
+    # its value is never printed.
+    short = redact.too_short()
+    for name in short:
+        print(
+            f"wsimg: {name} is too short (under {redact.MIN_SECRET_LENGTH} characters) to be a "
+            "real Slack secret: copy it again from the app's "
+            f"{redact.SECRET_SOURCES[name.upper()]} at api.slack.com/apps.",
+            file=sys.stderr,
+        )
+    if short:
+        return 2
     logging.basicConfig(
         level=logging.WARNING if args.run is _demo else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -29,8 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # botocore logs where it found the endpoint on every client it makes.
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    # Before anything can log: the Slack secrets never reach a log line, whatever fails.
-    redact.install(redact.secrets_from_environment())
+    # Before anything can log: the Slack secrets and response URLs never reach a log line,
+    # whatever fails.
+    redact.install(redact.secrets_from_environment(), api_url=redact.api_url_from_environment())
     try:
         return int(args.run(args) or 0)
     except WsimgError as exc:

@@ -1,4 +1,5 @@
-"""The bot token, the app token and the signing secret never show, whatever fails.
+"""The bot token, the app token and the signing secret never show, whatever fails; no
+response_url is logged, even at DEBUG; a secret too short to be redacted is refused at start.
 
 Many failure paths are driven through the real app (in this process, logging captured at DEBUG)
 and through real `wsimg` processes (their whole output captured, logging at DEBUG); then
@@ -7,9 +8,10 @@ process's stdout/stderr, every Web API call the Slack stand-in recorded and its 
 response_url payload, the app's HTTP answers, the AWS calls, and the database, which holds
 the error texts later shown in Slack.
 
-In this process the redaction is installed as `wsimg` installs it, with
-``bot.redact.install(bot.redact.secrets_from_environment())``; the process tests rely on
-``bot/cli.py:main`` doing that. Two self-checks prove the scanner finds a planted secret.
+In this process the redaction is installed as `wsimg` installs it, from the environment (the
+secrets and SLACK_API_URL); the process tests rely on ``bot/cli.py:main`` doing that. Self-checks
+prove the scanner finds a planted secret and that DEBUG logs do carry response URLs when
+nothing redacts them.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from bot.fakes.workspaces import WorkSpacesSimulator
 from bot.gateway import WorkSpacesGateway
 from bot.server import MAX_BODY_BYTES
 from storage import crud
-from storage.db import session_scope
+from storage.db import unit_of_work
 from tests.conftest import (
     APPROVER,
     BOT_TOKEN,
@@ -176,7 +178,7 @@ def test_the_scanner_finds_a_secret_anywhere_it_looks(
         status=200, headers={}, body=f'{{"text": "{BOT_TOKEN}"}}', json=None, elapsed=0
     )
     assert find_leaks(http_texts([answer]), SECRETS)
-    with session_scope(world.services.engine) as session:
+    with unit_of_work(world.services.engine) as session:
         crud.record_event(session=session, kind="x", actor="U1", detail={"e": SIGNING_SECRET})
     assert find_leaks(database_texts(world.services.engine), SECRETS)
     print(f"stderr: {SIGNING_SECRET[3:20]}", file=sys.stderr)
@@ -195,10 +197,10 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def redacted(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in SECRETS.items():
+def redacted(monkeypatch: pytest.MonkeyPatch, slack: SlackWebAPI) -> Iterator[None]:
+    for name, value in {**SECRETS, "SLACK_API_URL": slack.api_url}.items():
         monkeypatch.setenv(name, value)
-    redact.install(redact.secrets_from_environment())
+    redact.install(redact.secrets_from_environment(), api_url=redact.api_url_from_environment())
     yield
     redact.uninstall()
 
@@ -292,6 +294,62 @@ def test_redaction_covers_every_logger_and_exception_the_test_captures(
         logging.getLogger("bot.anything").exception("failed")
     assert redact.MARK in evidence.caplog.text
     evidence.check()
+
+
+def response_url_leaks(
+    found: Iterable[tuple[str, str]], results: Iterable[HttpResult]
+) -> list[str]:
+    """``where: url`` for each text holding a response_url of ``results``, or its id (the
+    stand-in's last path segment), plain, percent-encoded or JSON-escaped."""
+    urls = {r.response_url for r in results if r.response_url}
+    assert urls, "no request carried a response_url: nothing to look for"
+    needles = {
+        url: {
+            url,
+            quote(url, safe=""),
+            url.replace("/", "\\/"),
+            url.rsplit("/", 1)[1],
+        }
+        for url in urls
+    }
+    return [
+        f"{where}: {url}"
+        for where, text in found
+        for url, forms in needles.items()
+        if any(form in text for form in forms)
+    ]
+
+
+def _debug_session(world: World, evidence: Evidence) -> None:
+    """A list, an approval, a status and a digest: commands and a click, each with its URL."""
+    image = world.simulator.add_image(region="us-east-1", name="Win-Url-Debug")
+    listing = evidence.answer(evidence.command("updates"))
+    evidence.answer(evidence.click(world.approve_button(listing, image)))
+    evidence.answer(evidence.command("status"))
+    evidence.answer(evidence.command("updates"))
+    assert len({r.response_url for r in evidence.http}) == 4
+
+
+def test_debug_logs_carry_no_response_url(evidence: Evidence) -> None:
+    """Anyone holding a response_url can post to its channel for 30 minutes: none is logged,
+    by slack_sdk, slack_bolt, waitress or wsimg, at DEBUG."""
+    _debug_session(evidence.world, evidence)
+    leaks = response_url_leaks(
+        log_texts(evidence.caplog.records, evidence.caplog.text), evidence.http
+    )
+    assert not leaks, "response URLs logged:\n" + "\n".join(leaks)
+    assert redact.URL_MARK in evidence.caplog.text  # they were logged, and redacted
+    evidence.check()
+
+
+def test_without_redaction_debug_logs_carry_the_response_urls(
+    world: World, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The self-check: the test above would see a response_url if one were logged."""
+    assert not redact.installed()
+    evidence = Evidence(world, caplog, capfd)
+    _debug_session(world, evidence)
+    assert response_url_leaks(log_texts(caplog.records, caplog.text), evidence.http)
 
 
 # --------------------------------------------------------------------------------------------
@@ -602,6 +660,8 @@ def test_serve_answering_through_slack_and_aws_failures(
     text = _check_process(log, slack)
     leaks = find_leaks(http_texts(results), SECRETS)
     assert not leaks, leaks
+    assert not response_url_leaks([(log.name, text)], results)
+    assert redact.URL_MARK in text  # the process logged them at DEBUG, redacted
     assert results[0].status == 401
     assert "may not approve" in json.dumps(refused) and "went wrong" in json.dumps(failed)
     assert [c.params["SourceImageId"] for c in simulator.calls if "Create" in c.operation] == [
@@ -687,6 +747,45 @@ def test_a_secret_put_in_the_wrong_variable_is_not_echoed(
     log = tmp_path / "serve.log"
     assert _finish(_wsimg("serve", env=env, log=log)) == 2
     assert "Configuration error" in _check_process(log, slack)
+
+
+SHORT = "Kq7#zW"  # six characters: too short to redact, and to be a Slack secret
+
+
+@pytest.mark.parametrize(
+    ("command", "variable"),
+    [
+        ("serve", "SLACK_SIGNING_SECRET"),
+        ("serve", "SLACK_BOT_TOKEN"),
+        ("serve", "SLACK_APP_TOKEN"),
+        ("updates", "SLACK_SIGNING_SECRET"),
+        ("updates", "slack_bot_token"),  # the settings read names case-insensitively
+    ],
+)
+def test_a_short_secret_is_refused_at_start(
+    fakes: tuple[WorkSpacesSimulator, SlackWebAPI], tmp_path: Path, command: str, variable: str
+) -> None:
+    """One line naming the variable, exit 2, no traceback, the value nowhere, nothing done."""
+    simulator, slack = fakes
+    env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db")
+    env.pop(variable.upper(), None)
+    env[variable] = SHORT
+    done = subprocess.run(  # noqa: S603 (our own interpreter and module)
+        [sys.executable, "-m", "bot", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"wsimg: {variable} is too short (under 8 characters)"), line
+    assert "copy it again from the app's" in line
+    assert SHORT not in done.stderr and "Traceback" not in done.stderr
+    assert slack.calls == [] and simulator.calls == []
+    assert not (tmp_path / "w.db").exists()
 
 
 DEMO_SECRET = "0123456789abcdef-demo-signing-secret"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import sys
 import threading
@@ -61,8 +62,112 @@ def test_install_takes_strings_and_secretstr_skips_empty_and_accumulates() -> No
 
 
 def test_a_secret_containing_another_is_redacted_whole() -> None:
-    redact.install(["abcdef", "abcdefghijkl"])
-    assert redact.scrub("abcdefghijkl") == redact.MARK
+    redact.install(["abcdefgh", "abcdefghijklmnop"])
+    assert redact.scrub("abcdefghijklmnop") == redact.MARK
+
+
+def test_secrets_sharing_characters_are_both_redacted_where_they_overlap() -> None:
+    redact.install(["abcdefgh12", "12345678xyz"])
+    assert redact.scrub("<abcdefgh12345678xyz>") == f"<{redact.MARK}>"
+
+
+def test_secrets_under_eight_characters_are_not_redacted() -> None:
+    """Redacting a one-letter secret turns every line into a puzzle that spells it out."""
+    redact.install(["e", "abc/def", "  abcdefg  ", SIGNING])
+    text = "the edge of abc/def and abcdefg and abc%2Fdef"
+    assert redact.scrub(text) == text
+    assert redact.scrub(f"{text} {SIGNING}") == f"{text} {redact.MARK}"
+    assert redact.MIN_SECRET_LENGTH == 8
+    redact.install(["12345678"])
+    assert redact.scrub("x12345678x") == f"x{redact.MARK}x"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["redacted", "redacted1", "[redacted]", "[redacted", "o [redac", "ted] and", "response"],
+)
+def test_the_marker_is_never_redacted_again(secret: str, captured: io.StringIO) -> None:
+    """A secret that is part of a marker, or overlaps one, never cuts a marker written before:
+    records pass two layers (factory, then the handler filter), and logs are scrubbed again."""
+    redact.install([secret, SIGNING], api_url="http://127.0.0.1:1/api/")
+    once = redact.scrub(f"to [redacted] and {SIGNING} then http://127.0.0.1:1/response/ab12 go")
+    assert redact.scrub(once) == once
+    assert "[[" not in once and "]]" not in once and "]ed" not in once
+    assert once.count(redact.MARK) + once.count(redact.URL_MARK) >= 3
+    assert redact.scrub(redact.MARK) == redact.MARK
+    assert redact.scrub(redact.URL_MARK) == redact.URL_MARK
+    assert redact.scrub(f"{redact.MARK}{redact.URL_MARK}") == f"{redact.MARK}{redact.URL_MARK}"
+
+    logging.getLogger("wsimg.test.marker").warning("again: %s %s", redact.MARK, SIGNING)
+    line = captured.getvalue()
+    assert line.count(redact.MARK) == 2 and "[[" not in line and SIGNING not in line
+
+
+SLACK_HOOKS = [
+    "https://hooks.slack.com/actions/T0A1B2C3D/1234567890123/AbCdEf0123456789xyzXYZ01",
+    "https://hooks.slack.com/commands/T0A1B2C3D/1234567890123/AbCdEf0123456789xyzXYZ01",
+    "https://hooks.slack-gov.com/actions/T0A1B2C3D/1234567890123/AbCdEf0123456789xyzXYZ01",
+    "https://HOOKS.Slack.com:443/commands/T0A1B2C3D/1234567890123/AbCdEf0123456789xyzXYZ01",
+]
+
+
+def _written(url: str) -> list[str]:
+    """A URL as log lines carry it: plain, in JSON, form-encoded, JSON inside a form, repr."""
+    json_escaped = url.replace("/", "\\/")  # Slack's own JSON escapes slashes
+    return [
+        f"url: {url}, body: {{}}",
+        json.dumps({"response_url": url}),
+        f'{{"response_url":"{json_escaped}"}}',
+        f"text=updates&response_url={quote(url, safe='')}&trigger_id=1.2",
+        "payload=" + quote(json.dumps({"response_url": json_escaped}), safe=""),
+        repr({"body": f'{{"response_url":"{json_escaped}"}}'}),
+    ]
+
+
+@pytest.mark.parametrize("url", SLACK_HOOKS)
+def test_slack_response_urls_are_redacted_however_they_are_written(url: str) -> None:
+    redact.install([])
+    for text in _written(url):
+        clean = redact.scrub(text)
+        assert redact.URL_MARK in clean, text
+        assert "AbCdEf0123456789" not in clean and "1234567890123" not in clean, clean
+
+
+def test_response_urls_on_the_api_domain_and_a_stand_ins_origin_are_redacted() -> None:
+    """Where ``bot.inbound`` accepts a response URL: hooks.<the API's domain>, and the API's
+    own origin outside the API path (the Slack stand-in's /response/<id>)."""
+    redact.install([], api_url="https://slack.example.org/api/")
+    redact.install([], api_url="http://127.0.0.1:43210/api/")
+    for url in (
+        "https://hooks.slack.example.org/actions/T1/2/abc123",
+        "http://127.0.0.1:43210/response/0123456789abcdef0123",
+    ):
+        for text in _written(url):
+            clean = redact.scrub(text)
+            assert redact.URL_MARK in clean and "abc123" not in clean, clean
+            assert "0123456789abcdef" not in clean, clean
+    kept = (
+        "http://127.0.0.1:43210/api/chat.postMessage",  # a Web API call: useful, not a capability
+        "https://slack.example.org/api/auth.test",
+        "http://127.0.0.1:43211/response/abc",  # another origin
+        "https://hooks.slack.com.example.net/actions/T1/2/abc",  # not Slack's host
+        "https://api.slack.com/apis/connections/socket",
+        "see hooks.slack.com for webhooks",
+    )
+    for text in kept:
+        assert redact.scrub(text) == text
+
+
+def test_debug_records_of_slack_sdk_and_bolt_carry_no_response_url(captured: io.StringIO) -> None:
+    url = SLACK_HOOKS[0]
+    redact.install([BOT])
+    logging.getLogger("slack_sdk.webhook.client").debug(
+        "Sending a request - url: %s, body: %s, headers: %s", url, {"text": "hi"}, {}
+    )
+    logging.getLogger("slack_bolt.App").debug("body: %s", f"response_url={quote(url, safe='')}")
+    text = captured.getvalue()
+    assert "AbCdEf0123456789" not in text
+    assert text.count(redact.URL_MARK) == 2
 
 
 def test_records_from_any_library_logger_are_redacted(captured: io.StringIO) -> None:
@@ -208,3 +313,22 @@ def test_secrets_from_environment_matches_names_case_insensitively() -> None:
     }
     assert sorted(redact.secrets_from_environment(env)) == sorted([BOT, SIGNING, APP])
     assert redact.secrets_from_environment({"SLACK_BOT_TOKEN": " "}) == []
+
+
+def test_too_short_names_each_secret_variable_set_under_eight_characters() -> None:
+    env = {
+        "SLACK_SIGNING_SECRET": "e",
+        "slack_bot_token": "xoxb-1",
+        "SLACK_APP_TOKEN": APP,
+        "OTHER_SECRET": "x",
+    }
+    assert redact.too_short(env) == ["SLACK_SIGNING_SECRET", "slack_bot_token"]
+    assert redact.too_short({"SLACK_APP_TOKEN": "", "SLACK_BOT_TOKEN": "  "}) == []  # unset
+    assert redact.too_short({"SLACK_SIGNING_SECRET": " 1234567 "}) == ["SLACK_SIGNING_SECRET"]
+    assert redact.too_short({"SLACK_SIGNING_SECRET": "12345678"}) == []
+
+
+def test_api_url_from_environment_matches_the_name_case_insensitively() -> None:
+    assert redact.api_url_from_environment({"slack_api_url": " http://x/api/ "}) == "http://x/api/"
+    assert redact.api_url_from_environment({"SLACK_API_URL": ""}) is None
+    assert redact.api_url_from_environment({}) is None
