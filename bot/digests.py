@@ -58,6 +58,21 @@ class NotSubscribed(WsimgError):
     pass
 
 
+class NotAllowedToManage(WsimgError):
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"You may not {what}: only approvers (WSIMG_APPROVERS) and digest managers "
+            "(WSIMG_DIGEST_MANAGERS) may. Ask one of them, or ask an admin to add you."
+        )
+
+
+def _may_manage(services: Services, user_id: str, what: str, channel_id: str) -> None:
+    """Digests post to a whole channel and scan the whole fleet: not for anyone to change."""
+    if not services.policy.can_manage_digests(user_id):
+        updates.record_refusal(services, user_id, "", f"may not {what} in {channel_id}")
+        raise NotAllowedToManage(what)
+
+
 @dataclass(frozen=True)
 class Schedule:
     cron: str
@@ -117,10 +132,14 @@ def _daily(text: str) -> str:
 def subscribe(
     services: Services, *, channel_id: str, user_id: str, words: Sequence[str]
 ) -> Subscription:
+    """A channel's digest, asked for in Slack: by a digest manager, at most every
+    WSIMG_MIN_DIGEST_MINUTES (the operator's own WSIMG_DIGEST_CRON is not limited)."""
+    _may_manage(services, user_id, "change this channel's digest", channel_id)
     settings = services.settings
     schedule = parse_schedule(
         words, default_cron=settings.digest_cron, default_zone=settings.timezone
     )
+    check_frequency(schedule, minutes=settings.min_digest_minutes)
     return _save(
         services, channel_id=channel_id, user_id=user_id, schedule=schedule, source="slack"
     )
@@ -157,6 +176,7 @@ def _save(
 
 
 def unsubscribe(services: Services, *, channel_id: str, user_id: str) -> Subscription:
+    _may_manage(services, user_id, "stop this channel's digest", channel_id)
     with unit_of_work(services.engine) as session:
         found = crud.get_subscription(session=session, channel_id=channel_id)
         if found is None or not found.active:
@@ -167,6 +187,50 @@ def unsubscribe(services: Services, *, channel_id: str, user_id: str) -> Subscri
             session=session, kind="unsubscribed", actor=user_id, detail={"channel": channel_id}
         )
     return found
+
+
+# How far ahead a schedule is walked to find its shortest gap: a year holds every pattern a
+# 5-field cron can make but the 29th of February.
+FREQUENCY_HORIZON = timedelta(days=366)
+
+
+def check_frequency(schedule: Schedule, *, minutes: int, start: datetime | None = None) -> None:
+    """Refuse a schedule that would post more often than every ``minutes``, or never."""
+    gap, fires = shortest_gap(schedule, start=start or datetime.now(UTC), below=minutes)
+    if fires == 0:
+        raise BadSchedule(f"`{schedule.cron[:100]}` never comes within a year.")
+    if gap is not None and gap < timedelta(minutes=minutes):
+        every = max(int(gap.total_seconds() // 60), 1)
+        raise BadSchedule(
+            f"`{schedule.cron[:100]}` would post a digest every {every} minute(s); from Slack a "
+            f"digest may come at most every {minutes} minutes (WSIMG_MIN_DIGEST_MINUTES). "
+            "A digest is a full scan of every region: once or twice a day is plenty."
+        )
+
+
+def shortest_gap(
+    schedule: Schedule, *, start: datetime, below: int, horizon: timedelta = FREQUENCY_HORIZON
+) -> tuple[timedelta | None, int]:
+    """(The shortest time between two digests within ``horizon`` of ``start``, the number of
+    digests seen), walking no further once a gap under ``below`` minutes is found."""
+    zone = ZoneInfo(schedule.timezone)
+    walker = CronTrigger.from_crontab(schedule.cron, timezone=UTC)
+    wall, end = _wall(start, zone), _wall(start + horizon, zone)
+    previous: datetime | None = None
+    shortest: timedelta | None = None
+    fires = 0
+    while (fire := walker.get_next_fire_time(None, wall)) is not None and fire <= end:
+        wall = fire + timedelta(seconds=1)
+        moment = fire.replace(tzinfo=zone).astimezone(UTC)
+        if previous is not None:
+            gap = moment - previous
+            if gap <= timedelta(0):  # two wall times a DST change made one: posted once
+                continue
+            shortest = gap if shortest is None else min(shortest, gap)
+            if gap < timedelta(minutes=below):
+                return shortest, fires + 1
+        previous, fires = moment, fires + 1
+    return shortest, fires
 
 
 def ensure_default_subscription(services: Services) -> None:
@@ -271,6 +335,12 @@ def _groups(entries: Sequence[Entry], limit: timedelta, now: datetime) -> list[G
         )
         for n, ((account, region), members) in enumerate(groups.items())
     ]
+
+
+def post_digest_now(services: Services, *, channel_id: str, user_id: str) -> int:
+    """`/wsimg digest`: a digest manager posts this channel's digest now."""
+    _may_manage(services, user_id, "post a digest", channel_id)
+    return post_digest(services, channel_id=channel_id, user_id=user_id)
 
 
 def post_digest(services: Services, *, channel_id: str, user_id: str, quiet: bool = False) -> int:

@@ -1,5 +1,6 @@
-"""Who may do what: approvers (WSIMG_APPROVERS) and requesters (WSIMG_REQUESTERS), each a list
-of Slack user IDs and user groups, and the four-eyes rule (WSIMG_FOUR_EYES).
+"""Who may do what: approvers (WSIMG_APPROVERS), requesters (WSIMG_REQUESTERS) and digest
+managers (WSIMG_DIGEST_MANAGERS), each a list of Slack user IDs and user groups, and the
+four-eyes rule (WSIMG_FOUR_EYES).
 
 Group membership comes from usergroups.users.list and is cached briefly so a busy channel does
 not hammer the API, while a removal still takes effect within a minute.
@@ -34,6 +35,7 @@ class ApproverPolicy:
         groups: Iterable[str],
         client: WebClient,
         requesters: Iterable[str] = (),
+        digest_managers: Iterable[str] = (),
         four_eyes: bool = False,
         cache_seconds: float = GROUP_CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
@@ -43,6 +45,9 @@ class ApproverPolicy:
         requesters = tuple(requesters)
         self._requester_users = frozenset(r for r in requesters if r[:1] in ("U", "W"))
         self._requester_groups = tuple(r for r in requesters if r[:1] == "S")
+        managers = tuple(digest_managers)
+        self._manager_users = frozenset(m for m in managers if m[:1] in ("U", "W"))
+        self._manager_groups = tuple(m for m in managers if m[:1] == "S")
         self.four_eyes = four_eyes
         self._client = client
         self._cache_seconds = cache_seconds
@@ -52,6 +57,12 @@ class ApproverPolicy:
 
     def can_approve(self, user_id: str) -> bool:
         return self._listed(user_id, self._users, self._groups)
+
+    def can_manage_digests(self, user_id: str) -> bool:
+        """Subscribe, unsubscribe, post a digest now: approvers and WSIMG_DIGEST_MANAGERS."""
+        return self.can_approve(user_id) or self._listed(
+            user_id, self._manager_users, self._manager_groups
+        )
 
     def can_request(self, user_id: str) -> bool:
         if not _USER_ID.match(user_id):

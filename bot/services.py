@@ -59,6 +59,7 @@ def build_services(
             users=settings.approver_users,
             groups=settings.approver_groups,
             requesters=settings.requesters,
+            digest_managers=settings.digest_managers,
             four_eyes=settings.four_eyes,
             client=slack,
         ),

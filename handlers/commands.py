@@ -65,7 +65,7 @@ def register(app: App, services: Services) -> None:
         respond(response_type="ephemeral", **blocks.history(recent, everywhere=everything))
 
     def digest(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
-        posted = digests.post_digest(services, channel_id=channel_id, user_id=user_id)
+        posted = digests.post_digest_now(services, channel_id=channel_id, user_id=user_id)
         respond(response_type="ephemeral", **blocks.digest_posted(posted))
 
     def subscribe(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:

@@ -148,7 +148,9 @@ def test_three_processes_post_each_digest_slot_exactly_once_on_sqlite_and_postgr
         live_url = f"sqlite:///{tmp_path}/live.db"
         front = WsimgProcess(
             "serve",
-            process_env(simulator, slack, live_url, WSIMG_SCHEDULER="off"),
+            process_env(
+                simulator, slack, live_url, WSIMG_SCHEDULER="off", WSIMG_MIN_DIGEST_MINUTES="1"
+            ),
             tmp_path / "live-serve.log",
         ).start()
         back = WsimgProcess(

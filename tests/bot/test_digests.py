@@ -9,12 +9,13 @@ import pytest
 from sqlmodel import select
 
 from bot import digests
-from bot.digests import Schedule, due_slots, run_due
+from bot.digests import Schedule, due_slots, ensure_default_subscription, run_due, shortest_gap
 from bot.fakes.slack import SlackUser, blocks_to_text, find_buttons
+from bot.policy import ApproverPolicy
 from bot.services import Services, build_services
 from storage import crud
 from storage.db import session_scope
-from storage.models import DigestSlot, Sighting, Subscription, utcnow
+from storage.models import DigestSlot, Event, Sighting, Subscription, utcnow
 from tests.conftest import APPROVER, OUTSIDER, SIGNING_SECRET, World, serve
 
 BERLIN = "Europe/Berlin"
@@ -306,3 +307,94 @@ def test_the_default_subscription_follows_the_environment_unless_slack_changed_i
     digests.ensure_default_subscription(redeployed)
     stopped = _subscription(world, "C0DEFAULT")
     assert stopped is not None and not stopped.active
+
+
+# --- who may change digests, and how often -----------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["subscribe 08:30 UTC", "unsubscribe", "digest"])
+def test_a_non_approver_may_not_change_or_post_digests(world: World, text: str) -> None:
+    _subscribe(world, "subscribe 09:00 UTC")  # an approver's subscription
+    before = _subscription(world)
+    posts = len(_digest_posts(world))
+
+    answer = blocks_to_text(
+        world.answer(world.command(text, user_id=OUTSIDER, channel_id="C0DIGEST"))["blocks"]
+    )
+
+    assert "only approvers (WSIMG_APPROVERS) and digest managers" in answer
+    after = _subscription(world)
+    assert after is not None and before is not None
+    assert (after.cron, after.timezone, after.active) == (before.cron, before.timezone, True)
+    assert len(_digest_posts(world)) == posts
+    with session_scope(world.services.engine) as session:
+        refusals = session.exec(
+            select(Event).where(Event.kind == "approval_refused", Event.actor == OUTSIDER)
+        ).all()
+    assert len(refusals) == 1
+
+
+def test_a_digest_manager_may_subscribe_and_post(world: World) -> None:
+    world.services.policy = ApproverPolicy(
+        users=[APPROVER], groups=[], client=world.services.slack, digest_managers=[OUTSIDER]
+    )
+    answer = blocks_to_text(
+        world.answer(world.command("subscribe 08:30 UTC", user_id=OUTSIDER, channel_id="C0DIGEST"))[
+            "blocks"
+        ]
+    )
+    assert "subscribed this channel" in answer
+    world.answer(world.command("digest", user_id=OUTSIDER, channel_id="C0DIGEST"))
+    assert _digest_posts(world)
+
+
+@pytest.mark.parametrize(
+    ("text", "every"),
+    [
+        ("subscribe * * * * * UTC", "every 1 minute"),
+        ("subscribe */30 * * * *", "every 30 minute"),
+        ("subscribe 0,15 9 * * 1", "every 15 minute"),  # only on Mondays, still too often
+        ("subscribe 0 9,10 * * * Europe/Berlin", None),  # an hour apart: allowed
+    ],
+)
+def test_a_slack_subscription_fires_at_most_every_minimum(
+    world: World, text: str, every: str | None
+) -> None:
+    answer = blocks_to_text(_subscribe(world, text)["blocks"])
+    if every is None:
+        assert "subscribed this channel" in answer
+        return
+    assert every in answer and "at most every 60 minutes (WSIMG_MIN_DIGEST_MINUTES)" in answer
+    assert _subscription(world) is None
+
+
+def test_a_schedule_that_never_comes_is_refused(world: World) -> None:
+    answer = blocks_to_text(_subscribe(world, "subscribe 0 0 31 2 *")["blocks"])
+    assert "never comes" in answer and _subscription(world) is None
+
+
+def test_the_operators_own_cron_is_not_limited(world: World) -> None:
+    settings = world.services.settings.model_copy(
+        update={"digest_channel": "C0ENV", "digest_cron": "*/5 * * * *"}
+    )
+    services = build_services(settings)
+    try:
+        ensure_default_subscription(services)
+    finally:
+        services.engine.dispose()
+    found = _subscription(world, "C0ENV")
+    assert found is not None and found.cron == "*/5 * * * *"
+
+
+def test_the_shortest_gap_sees_a_leap_day_and_dst() -> None:
+    leap = Schedule("0,30 9 29 2 *", "UTC")
+    gap, fires = shortest_gap(leap, start=_utc(2028, 3, 1), below=60, horizon=timedelta(days=400))
+    assert (gap, fires) == (None, 0)  # no 29 February in the 400 days after 2028-03-01
+    gap, fires = shortest_gap(
+        leap, start=_utc(2027, 3, 1), below=60, horizon=timedelta(days=366 * 2)
+    )
+    assert gap == timedelta(minutes=30)
+    # 02:30 and 03:30 in Berlin are the same moment on the spring-forward day: not a 0 gap.
+    dst = Schedule("30 2,3 * * *", BERLIN)
+    gap, _ = shortest_gap(dst, start=_utc(2026, 3, 27), below=60, horizon=timedelta(days=5))
+    assert gap == timedelta(hours=1)
