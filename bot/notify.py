@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -38,6 +39,13 @@ class Delivery(enum.Enum):
     posted = "posted"
     undeliverable = "undeliverable"
     retry = "retry"
+
+
+FOLLOWUP_EVENT = "wsimg_followup"
+
+
+def followup_metadata(request: UpdateRequest) -> dict[str, Any]:
+    return {"event_type": FOLLOWUP_EVENT, "event_payload": {"request_id": request.id}}
 
 
 class Notifier:
@@ -75,10 +83,46 @@ class Notifier:
         except OSError as exc:
             log.warning("could not reach Slack: %s", type(exc).__name__)
 
+    def followed_up(self, request: UpdateRequest) -> bool:
+        """Whether the announcement's thread already holds this request's follow-up
+        (conversations.replies). When the thread cannot be read, False: posting twice is
+        better than never."""
+        if not (request.channel_id and request.message_ts):
+            return False
+        wanted = followup_metadata(request)
+        cursor = None
+        try:
+            for _page in range(20):  # 20 pages of 200 replies: far past any real thread
+                response = self._client.conversations_replies(
+                    channel=request.channel_id,
+                    ts=request.message_ts,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+                for message in response.get("messages") or []:
+                    metadata = message.get("metadata") if isinstance(message, dict) else None
+                    if isinstance(metadata, dict) and (
+                        metadata.get("event_type"),
+                        (metadata.get("event_payload") or {}).get("request_id"),
+                    ) == (wanted["event_type"], request.id):
+                        return True
+                cursor = (response.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return False
+        except SlackApiError as exc:
+            log.warning("could not read the thread: %s", exc.response.get("error"))
+        except OSError as exc:
+            log.warning("could not reach Slack to read a thread: %s", type(exc).__name__)
+        return False
+
     def follow_up(self, request: UpdateRequest) -> Delivery:
         """Reply in the announcement's thread; where that can never work (channel archived or
-        gone, bot removed), DM the approver instead. A passing failure is retried later."""
-        message = blocks.followup(request)
+        gone, bot removed), DM the approver instead. A passing failure is retried later.
+
+        The reply carries the request's id as message metadata, so a poller that takes over
+        from one that died can tell whether it was posted (``followed_up``)."""
+        message = {**blocks.followup(request), "metadata": followup_metadata(request)}
         targets = []
         if request.channel_id and request.message_ts:
             targets.append({"channel": request.channel_id, "thread_ts": request.message_ts})

@@ -31,6 +31,9 @@ def poll_job(services: Services) -> None:
     expired = decisions.expire_requests(services)
     if expired:
         log.info("expired %d request(s) nobody decided", expired)
+    purged = updates.purge_listings(services)
+    if purged:
+        log.info("purged %d listing(s) older than the approval TTL", purged)
 
 
 def digest_job(services: Services) -> None:

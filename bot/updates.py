@@ -405,6 +405,14 @@ def approve(
     return Approval(request=final, page=page())
 
 
+def purge_listings(services: Services) -> int:
+    """Listings and offers older than the approval TTL go: their buttons answer "expired" by
+    then, and a flood of `/wsimg updates` must not grow the database without bound. Events
+    stay (the log is append-only)."""
+    with unit_of_work(services.engine) as session:
+        return crud.purge_listings(session=session, before=utcnow() - ttl(services))
+
+
 def ttl(services: Services) -> timedelta:
     return timedelta(hours=services.settings.approval_ttl_hours)
 
@@ -826,25 +834,54 @@ def _finish(services: Services, request: UpdateRequest, image: Image | None) -> 
 def _post_followups(services: Services, report: PollReport) -> None:
     stale = utcnow() - ORPHAN_AFTER
     with session_scope(services.engine) as session:
-        due = crud.followups_due(session=session, stale_before=stale)
+        due = crud.followups_due(session=session)
     for request in due:
+        claimed_at = request.followup_claimed_at
+        if not (
+            claimed_at is None or claimed_at < stale or is_dead_here(request.followup_claimed_by)
+        ):
+            continue  # a live poller is posting it
         with _on_its_own(f"follow-up of request {request.short_id}"):
-            report.followups += _follow_up(services, request, stale)
+            report.followups += _follow_up(services, request, taken_over=claimed_at is not None)
 
 
-def _follow_up(services: Services, request: UpdateRequest, stale: datetime) -> int:
+def _follow_up(services: Services, request: UpdateRequest, *, taken_over: bool) -> int:
+    """Post the follow-up once: claimed first; when the claim was taken over from a poller
+    that died, its thread is read first, since that poller may have posted before dying."""
     with unit_of_work(services.engine) as session:
-        if not crud.claim_followup(session=session, request_id=request.id, stale_before=stale):
+        if not crud.claim_followup(
+            session=session,
+            request_id=request.id,
+            held_by=request.followup_claimed_by,
+            claimant=WORKER_ID,
+        ):
             return 0
+    if taken_over and services.notifier.followed_up(request):
+        with unit_of_work(services.engine) as session:
+            crud.finish_followup(session=session, request_id=request.id, posted=True)
+            crud.record_event(
+                session=session,
+                kind="followup_found",
+                actor=SYSTEM,
+                request_id=request.id,
+                detail={"held_by": request.followup_claimed_by},
+            )
+        return 0
     delivery = services.notifier.follow_up(request)
     services.notifier.refresh(request)
     with unit_of_work(services.engine) as session:
         crud.finish_followup(
             session=session, request_id=request.id, posted=delivery is not Delivery.retry
         )
-    if delivery is Delivery.undeliverable:
-        detail = {"channel": request.channel_id, "approver": request.approved_by}
-        _event(services, request.id, "followup_undeliverable", detail)
+        if delivery is Delivery.undeliverable:
+            detail = {"channel": request.channel_id, "approver": request.approved_by}
+            crud.record_event(
+                session=session,
+                kind="followup_undeliverable",
+                actor=SYSTEM,
+                request_id=request.id,
+                detail=detail,
+            )
     return int(delivery is Delivery.posted)
 
 

@@ -79,6 +79,14 @@ def listing_totals(*, session: Session, listing_id: str) -> tuple[int, int]:
     return total, regions
 
 
+def purge_listings(*, session: Session, before: datetime) -> int:
+    """Delete listings (and their offers) made before ``before``; the number of listings.
+    Their buttons have expired by then; what was done with them stays in the event log."""
+    old = select(Listing.id).where(col(Listing.created_at) < before)
+    session.execute(delete(Offer).where(col(Offer.listing_id).in_(old)))
+    return session.execute(delete(Listing).where(col(Listing.created_at) < before)).rowcount
+
+
 def create_request(*, session: Session, request: UpdateRequest) -> bool:
     """Insert; False when another request for the same image is already in flight.
 
@@ -219,35 +227,40 @@ def recent_requests(
     return list(session.exec(query))
 
 
-def followups_due(*, session: Session, stale_before: datetime) -> list[UpdateRequest]:
-    """Finished builds whose follow-up is not posted, and not claimed by a live poller."""
+def followups_due(*, session: Session) -> list[UpdateRequest]:
+    """Finished builds whose follow-up is not posted yet, claimed or not: the caller decides
+    whether a claim it finds was abandoned (bot/updates.py)."""
     query = select(UpdateRequest).where(
         col(UpdateRequest.state).in_([State.available.value, State.error.value]),
         col(UpdateRequest.followup_posted_at).is_(None),
-        col(UpdateRequest.followup_claimed_at).is_(None)
-        | (col(UpdateRequest.followup_claimed_at) < stale_before),
     )
     return list(session.exec(query.order_by(col(UpdateRequest.completed_at))))
 
 
-def claim_followup(*, session: Session, request_id: str, stale_before: datetime) -> bool:
-    """Claim the right to post a follow-up; a claim older than ``stale_before`` is abandoned."""
+def claim_followup(
+    *, session: Session, request_id: str, held_by: str | None, claimant: str
+) -> bool:
+    """Claim the right to post a follow-up if it is still held by ``held_by`` (None: by
+    nobody): compare-and-set, so of two pollers taking over the same claim one wins."""
+    holder = col(UpdateRequest.followup_claimed_by)
     statement = (
         update(UpdateRequest)
         .where(
             col(UpdateRequest.id) == request_id,
             col(UpdateRequest.followup_posted_at).is_(None),
-            col(UpdateRequest.followup_claimed_at).is_(None)
-            | (col(UpdateRequest.followup_claimed_at) < stale_before),
+            holder.is_(None) if held_by is None else holder == held_by,
         )
-        .values(followup_claimed_at=utcnow())
+        .values(followup_claimed_at=utcnow(), followup_claimed_by=claimant)
     )
-    result = session.execute(statement)
-    return result.rowcount == 1
+    return session.execute(statement).rowcount == 1
 
 
 def finish_followup(*, session: Session, request_id: str, posted: bool) -> None:
-    values = {"followup_posted_at": utcnow()} if posted else {"followup_claimed_at": None}
+    values: dict[str, Any] = (
+        {"followup_posted_at": utcnow()}
+        if posted
+        else {"followup_claimed_at": None, "followup_claimed_by": None}
+    )
     session.execute(update(UpdateRequest).where(col(UpdateRequest.id) == request_id).values(values))
 
 

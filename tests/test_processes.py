@@ -106,6 +106,39 @@ def test_a_process_killed_after_the_create_but_before_its_record_is_reconciled_o
     assert simulator.count("CreateUpdatedWorkspaceImage") == 1
 
 
+def test_a_process_killed_after_posting_a_follow_up_but_before_recording_it_posts_it_once(
+    fake_world: tuple[WorkSpacesSimulator, SlackWebAPI, dict[str, str]], tmp_path: Path
+) -> None:
+    simulator, slack, env = fake_world
+    simulator.add_image(region="us-east-1", name="Win-Followed-Once")
+    first = WsimgProcess("serve", env, tmp_path / "serve.log").start().wait_ready()
+    _approve_through(first, slack)
+    slack.wait_for(
+        lambda c: c.method == "chat.update" and "building" in json.dumps(c.args), timeout=30
+    )
+    with slack.hold("chat.postMessage", when=lambda args: bool(args.get("thread_ts"))) as hold:
+        simulator.complete_pending()
+        # The follow-up is in the thread; its reply is held, and the process dies before it
+        # can record that it posted.
+        assert hold.wait_until_blocked(1, timeout=30)
+        first.kill()
+    request = _the_request(env["DATABASE_URL"])
+    assert request.followup_posted_at is None and request.followup_claimed_by
+    assert request.channel_id and request.message_ts
+    assert len(slack.thread(request.channel_id, request.message_ts)) == 1
+
+    second = WsimgProcess("serve", env, tmp_path / "serve.log").start().wait_ready()
+    try:
+        deadline = time.monotonic() + 30
+        while (request := _the_request(env["DATABASE_URL"])).followup_posted_at is None:
+            assert time.monotonic() < deadline, "the follow-up was not settled on start"
+            time.sleep(0.2)
+    finally:
+        assert second.stop() == 0
+    assert len(slack.thread(request.channel_id, request.message_ts)) == 1
+    assert slack.calls_to("conversations.replies")  # it read the thread instead of posting
+
+
 DIGEST_MINUTES = 3
 # A due slot is posted by the next 15-second tick of any process; this bounds how late.
 POST_WITHIN = timedelta(seconds=25)

@@ -40,6 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from bot.fakes.workspaces import Hold
 from bot.render import blocks_to_text, mrkdwn_to_text
 
 __all__ = [
@@ -692,6 +693,7 @@ class SlackWebAPI:
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, str] = {}
         self._injections: dict[str, list[_Injection]] = {}
+        self._holds: dict[str, tuple[Hold, Callable[[dict[str, Any]], bool]]] = {}
         self._triggers: dict[str, _Trigger] = {}
         self._trigger_counter = itertools.count(1)
         self._views: dict[str, ModalView] = {}  # by view id, in the order they were opened
@@ -809,6 +811,15 @@ class SlackWebAPI:
     def fail(self, method: str, error: str, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with ``{"ok": false, "error": error}``."""
         self.inject(method, error, times=times)
+
+    def hold(self, method: str, when: Callable[[dict[str, Any]], bool] = lambda args: True) -> Hold:
+        """Carry out calls of ``method`` whose arguments match ``when``, then keep their reply
+        waiting until the hold is released: a caller killed meanwhile has posted, say, and
+        never learns of it."""
+        hold = Hold(method, timeout=60.0)
+        with self._lock:
+            self._holds[method] = (hold, when)
+        return hold
 
     def inject(
         self,
@@ -1173,6 +1184,9 @@ class SlackWebAPI:
                 )
             response.pop("_detail", None)
             self._cond.notify_all()
+            held = self._holds.get(method)
+        if held is not None and call.ok and held[1](call.args) and not held[0].released:
+            held[0].block()  # carried out; the reply waits (outside the lock)
         out_headers = {"Content-Type": "application/json; charset=utf-8", **extra}
         return status, out_headers, json.dumps(response)
 
@@ -1621,6 +1635,45 @@ class SlackWebAPI:
             }
         return {"ok": True, "user": copy.deepcopy(user)}
 
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The parent and its live replies, oldest first, paged with ``cursor``/``limit``;
+        message metadata only with ``include_all_metadata``."""
+        channel = self._resolve_channel(args.get("channel"))
+        ts = str(args.get("ts") or "")
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        parent = self._messages.get((channel, ts))
+        if parent is None or parent.deleted:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = sorted(
+            (
+                m
+                for m in self._messages.values()
+                if m.channel == channel and m.is_reply and m.thread_ts == ts and not m.deleted
+            ),
+            key=lambda m: m.ts,
+        )
+        thread = [parent, *replies]
+        try:
+            limit = min(max(int(args.get("limit") or 1000), 1), 1000)
+            start = int(str(args.get("cursor") or "0"))
+        except ValueError:
+            return {"ok": False, "error": "invalid_cursor"}
+        page = thread[start : start + limit]
+        messages = []
+        for message in page:
+            payload = message.as_payload(self.team_id)
+            if not _truthy(args.get("include_all_metadata")):
+                payload.pop("metadata", None)
+            messages.append(payload)
+        more = start + limit < len(thread)
+        return {
+            "ok": True,
+            "messages": messages,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
     def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("channel"):
             return {"ok": True, "channel": {"id": args["channel"]}}
@@ -1645,6 +1698,7 @@ _METHODS: dict[str, Callable[[SlackWebAPI, dict[str, Any]], dict[str, Any]]] = {
     "usergroups.users.list": SlackWebAPI._usergroups_users_list,
     "users.info": SlackWebAPI._users_info,
     "conversations.open": SlackWebAPI._conversations_open,
+    "conversations.replies": SlackWebAPI._conversations_replies,
     "views.open": SlackWebAPI._views_open,
     "views.update": SlackWebAPI._views_update,
 }
@@ -1777,7 +1831,11 @@ def find_buttons(blocks: Iterable[Mapping[str, Any]] | None) -> list[dict[str, A
 
 class SlackUser:
     """Plays Slack toward the app over real HTTP: signed slash commands, button clicks, and
-    modal submissions / closes (:meth:`submit_view`, :meth:`close_view`)."""
+    modal submissions / closes (:meth:`submit_view`, :meth:`close_view`).
+
+    ``team_id``, ``enterprise_id`` (Enterprise Grid; None outside it) and ``app_id`` are the
+    workspace, org and app every request names, as Slack fills them in for where the user is.
+    """
 
     find_buttons = staticmethod(find_buttons)
 
@@ -1788,6 +1846,8 @@ class SlackUser:
         api: SlackWebAPI,
         team_id: str = "T0WSIMG",
         *,
+        enterprise_id: str | None = None,
+        app_id: str = APP_ID,
         timeout: float = 30.0,
     ) -> None:
         if urlsplit(events_url).scheme not in ("http", "https"):
@@ -1796,6 +1856,8 @@ class SlackUser:
         self.signing_secret = signing_secret
         self.api = api
         self.team_id = team_id
+        self.enterprise_id = enterprise_id
+        self.app_id = app_id
         self.timeout = timeout
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -1894,11 +1956,13 @@ class SlackUser:
             "user_name": user_name or self.api.user_name(user_id),
             "command": command,
             "text": text,
-            "api_app_id": APP_ID,
+            "api_app_id": self.app_id,
             "is_enterprise_install": "false",
             "response_url": response_url,
             "trigger_id": self._trigger_id(user_id),
         }
+        if self.enterprise_id is not None:
+            fields.update(enterprise_id=self.enterprise_id, enterprise_name="wsimg org")
         interaction = Interaction(
             "command", user_id, channel_id, f"{command} {text}".strip(), time.time()
         )
@@ -1961,12 +2025,12 @@ class SlackUser:
         payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user_id, "username": name, "name": name, "team_id": self.team_id},
-            "api_app_id": APP_ID,
+            "api_app_id": self.app_id,
             "token": VERIFICATION_TOKEN,
             "container": dict(container),
             "trigger_id": self._trigger_id(user_id),
             "team": {"id": self.team_id, "domain": self.api.team_domain},
-            "enterprise": None,
+            "enterprise": self._enterprise(),
             "is_enterprise_install": False,
             "channel": {"id": channel_id, "name": self.api.channel_name(channel_id)},
             "state": {"values": {}},
@@ -2015,6 +2079,11 @@ class SlackUser:
             return copy.deepcopy(dict(view)), None
         raise ValueError(f"no such view: {view_id!r}")
 
+    def _enterprise(self) -> dict[str, str] | None:
+        if self.enterprise_id is None:
+            return None
+        return {"id": self.enterprise_id, "name": "wsimg org"}
+
     def _user(self, user_id: str, user_name: str | None) -> dict[str, Any]:
         name = user_name or self.api.user_name(user_id)
         return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
@@ -2048,13 +2117,13 @@ class SlackUser:
             "type": "view_submission",
             "team": {"id": self.team_id, "domain": self.api.team_domain},
             "user": self._user(user_id, user_name),
-            "api_app_id": APP_ID,
+            "api_app_id": self.app_id,
             "token": VERIFICATION_TOKEN,
             "trigger_id": self._trigger_id(user_id),
             "view": payload_view,
             "response_urls": [],
             "is_enterprise_install": False,
-            "enterprise": None,
+            "enterprise": self._enterprise(),
         }
         title = str((payload_view.get("title") or {}).get("text") or "")
         interaction = Interaction("view_submission", user_id, "", title, time.time())
@@ -2101,12 +2170,12 @@ class SlackUser:
             "type": "view_closed",
             "team": {"id": self.team_id, "domain": self.api.team_domain},
             "user": self._user(user_id, user_name),
-            "api_app_id": APP_ID,
+            "api_app_id": self.app_id,
             "token": VERIFICATION_TOKEN,
             "view": payload_view,
             "is_cleared": is_cleared,
             "is_enterprise_install": False,
-            "enterprise": None,
+            "enterprise": self._enterprise(),
         }
         result = self.post(urlencode({"payload": json.dumps(payload)}).encode("utf-8"))
         _set_ack(interaction, result)

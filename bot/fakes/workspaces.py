@@ -134,6 +134,10 @@ class Hold:
         with self._cond:
             return self._cond.wait_for(lambda: self.waiting >= count, timeout)
 
+    def block(self) -> None:
+        """Wait at the gate (the caller's thread) until released or timed out."""
+        self._block()
+
     def _block(self) -> None:
         with self._cond:
             self.arrived += 1

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import threading
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from bot.updates import NOT_FOUND_GRACE, ORPHAN_AFTER
+from bot.worker import HOST, WORKER_ID, started
 from storage import crud
 from storage.db import session_scope, unit_of_work
 from storage.models import State, UpdateRequest, utcnow
@@ -203,3 +207,82 @@ def test_a_request_orphaned_in_approved_is_submitted_once_by_the_poller(world: W
     final = _reload(world, request.id)
     assert final.state == State.pending and final.new_image_id
     assert final.new_image_name == request.new_image_name  # the same deterministic Name
+
+
+def _held_by(world: World, request_id: str, worker_id: str) -> None:
+    """The row as a process that just moved it to `submitting` (a moment ago) leaves it."""
+    with unit_of_work(world.services.engine) as session:
+        assert crud.transition(
+            session=session,
+            request_id=request_id,
+            from_states=[State.pending],
+            to=State.submitting,
+            new_image_id=None,
+            worker_id=worker_id,
+        )
+
+
+def test_a_holder_whose_pid_was_reused_is_taken_over_at_once(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Reused-Pid")
+    request = _approve(world, image)
+    with subprocess.Popen(["sleep", "60"]) as other:  # noqa: S607 (a live process of this host)
+        try:
+            # The holder had this pid, but started at another time: it is gone, the pid reused.
+            _held_by(world, request.id, f"{HOST}:{other.pid}:1:feedbeef")
+            world.poll()
+            taken = _reload(world, request.id)
+            assert taken.state == State.pending and taken.worker_id == WORKER_ID
+            assert taken.new_image_id == request.new_image_id  # found by its Name, not made again
+
+            # The same live pid with its own start time is a live holder: left alone.
+            alive = f"{HOST}:{other.pid}:{started(other.pid)}:feedbeef"
+            _held_by(world, request.id, alive)
+            world.poll()
+            assert _reload(world, request.id).state == State.submitting
+        finally:
+            other.kill()
+    assert world.simulator.count("CreateUpdatedWorkspaceImage") == 1
+
+
+def test_a_follow_up_a_dead_poller_posted_is_not_posted_again(world: World) -> None:
+    """The holder posted, then died before recording it: the heir reads the thread first."""
+    image = world.simulator.add_image(region="us-east-1", name="Win-Posted-Once")
+    request = _approve(world, image)
+    world.simulator.complete_pending()
+    with world.slack.hold("chat.postMessage", when=lambda args: bool(args.get("thread_ts"))):
+        posting = threading.Thread(target=world.poll)
+        posting.start()
+        world.slack.wait_for(
+            lambda c: c.method == "chat.postMessage" and bool(c.args.get("thread_ts")), timeout=15
+        )
+        # It has posted; now it "dies": its claim stays, under a holder that no longer runs.
+        dead = f"{HOST}:{_a_dead_pid()}:1:deadbeef"
+        with unit_of_work(world.services.engine) as session:
+            session.execute(
+                update(UpdateRequest)
+                .where(col(UpdateRequest.id) == request.id)
+                .values(followup_claimed_by=dead, followup_posted_at=None)
+            )
+    posting.join(timeout=30)
+    with unit_of_work(world.services.engine) as session:  # the dead one never recorded it
+        session.execute(
+            update(UpdateRequest)
+            .where(col(UpdateRequest.id) == request.id)
+            .values(followup_claimed_by=dead, followup_posted_at=None)
+        )
+
+    assert world.poll().followups == 0
+
+    final = _reload(world, request.id)
+    assert final.followup_posted_at is not None
+    assert len(world.slack.thread(final.channel_id, final.message_ts)) == 1
+    with session_scope(world.services.engine) as session:
+        kinds = [e.kind for e in crud.events(session=session, request_id=request.id)]
+    assert "followup_found" in kinds
+    assert world.poll().followups == 0  # and never again
+
+
+def _a_dead_pid() -> int:
+    process = subprocess.Popen(["true"])  # noqa: S607
+    process.wait()
+    return process.pid

@@ -13,8 +13,9 @@ from bot.config import Settings
 from bot.fakes.slack import Message, find_buttons
 from bot.naming import TAG_APPROVED_BY, TAG_REQUESTED_BY
 from bot.render import blocks_to_text
+from bot.scheduler import poll_job
 from storage.db import session_scope
-from storage.models import Offer, State, UpdateRequest, utcnow
+from storage.models import Event, Listing, Offer, State, UpdateRequest, utcnow
 from tests.conftest import APPROVER, GROUP_MEMBER, OUTSIDER, World
 
 REQUESTER = APPROVER  # an approver too: four eyes still needs someone else
@@ -144,6 +145,31 @@ def test_a_listing_25_hours_old_answers_expired(world: World) -> None:
 
     assert "expired" in answer and "/wsimg updates" in answer
     assert world.simulator.calls == [] and _requests(world, image) == []
+
+
+def test_listings_older_than_the_ttl_are_purged_and_their_events_kept(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Purged")
+    old_button = world.approve_button(world.listing(), image)
+    fresh_button = world.approve_button(world.listing(), image)
+    with session_scope(world.services.engine) as session:
+        offer = session.exec(select(Offer).where(Offer.key == old_button["value"])).one()
+        events_before = len(session.exec(select(Event)).all())
+    _age(world, Listing, offer.listing_id, hours=25)
+
+    poll_job(world.services)  # the scheduler's job: poll, expire, purge
+
+    with session_scope(world.services.engine) as session:
+        listings = session.exec(select(Listing)).all()
+        offers = session.exec(select(Offer)).all()
+        assert len(session.exec(select(Event)).all()) >= events_before  # nothing deleted
+    assert [listing.id for listing in listings] != [] and offer.listing_id not in {
+        listing.id for listing in listings
+    }
+    assert old_button["value"] not in {o.key for o in offers}
+    assert fresh_button["value"] in {o.key for o in offers}
+    answer = _answer_to(world, world.click(old_button))
+    assert "no longer valid" in answer and "/wsimg updates" in answer
+    assert _requests(world, image) == []
 
 
 def test_requests_nobody_decided_expire_on_the_poller(world: World) -> None:

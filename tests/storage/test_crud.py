@@ -220,31 +220,41 @@ def test_of_twenty_racing_requests_for_one_image_exactly_one_is_created(engine: 
 
 def test_a_follow_up_is_claimed_once(engine: Engine) -> None:
     request = _add(engine, _request())
-    now = datetime.now(UTC)
     with unit_of_work(engine) as session:
         crud.transition(
             session=session, request_id=request.id, from_states=IN_FLIGHT, to=State.available
         )
-        due = crud.followups_due(session=session, stale_before=now - timedelta(minutes=5))
+        due = crud.followups_due(session=session)
         assert [r.id for r in due] == [request.id]
 
-    def attempt(session: Session, _i: int) -> bool:
+    def attempt(session: Session, i: int) -> bool:
         return crud.claim_followup(
-            session=session, request_id=request.id, stale_before=now - timedelta(minutes=5)
+            session=session, request_id=request.id, held_by=None, claimant=f"poller-{i}"
         )
 
     assert _race(engine, attempt).count(True) == 1
+    holder = _reload(engine, request.id).followup_claimed_by
+    assert holder is not None and holder.startswith("poller-")
 
+    # Taking over a claim is a compare-and-set on its holder: of twenty, one wins.
+    def take_over(session: Session, i: int) -> bool:
+        return crud.claim_followup(
+            session=session, request_id=request.id, held_by=holder, claimant=f"heir-{i}"
+        )
+
+    assert _race(engine, take_over).count(True) == 1
     with unit_of_work(engine) as session:
-        assert not crud.followups_due(session=session, stale_before=now - timedelta(minutes=5))
-        # A claim older than stale_before was abandoned by a dead poller: it can be taken over.
-        later = datetime.now(UTC) + timedelta(seconds=1)
-        assert crud.claim_followup(session=session, request_id=request.id, stale_before=later)
+        heir = _reload(engine, request.id).followup_claimed_by
+        assert heir is not None and heir.startswith("heir-")
         crud.finish_followup(session=session, request_id=request.id, posted=False)
-        assert crud.claim_followup(session=session, request_id=request.id, stale_before=now)
+        assert crud.claim_followup(
+            session=session, request_id=request.id, held_by=None, claimant="again"
+        )
         crud.finish_followup(session=session, request_id=request.id, posted=True)
-        assert not crud.claim_followup(session=session, request_id=request.id, stale_before=later)
-        assert not crud.followups_due(session=session, stale_before=later)
+        assert not crud.claim_followup(
+            session=session, request_id=request.id, held_by="again", claimant="late"
+        )
+        assert not crud.followups_due(session=session)
     assert _reload(engine, request.id).followup_posted_at is not None
 
 
