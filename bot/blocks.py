@@ -32,13 +32,15 @@ HELP = (
     "*wsimg* keeps your Amazon WorkSpaces images current.\n"
     "• `/wsimg updates [region]` — images with a WorkSpaces update available, with Approve "
     "buttons\n"
-    "• `/wsimg status [request-or-image-id]` — where an update stands\n"
-    "• `/wsimg history [N]` — recent updates: who asked, who approved, what happened\n"
+    "• `/wsimg status [request-or-image-id]` — where this channel's updates stand\n"
+    "• `/wsimg history [N]` — this channel's recent updates: who asked, who approved, what "
+    "happened (approvers: add `all` for every channel's)\n"
     "• `/wsimg digest` — post the digest of waiting updates in this channel now\n"
     "• `/wsimg subscribe [HH:MM | cron] [time zone] [quiet]` — a digest in this channel on a "
     "schedule (default: every day at 09:00)\n"
     "• `/wsimg unsubscribe` — stop this channel's digest\n"
-    "• `/wsimg help` — this text"
+    "• `/wsimg help` — this text\n"
+    "Digests are changed by approvers and digest managers."
 )
 
 

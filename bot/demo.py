@@ -25,22 +25,26 @@ from storage.db import ensure_schema
 
 REGIONS = ("us-east-1", "eu-west-1")
 ALICE, CHANNEL = "U0ALICE", "C0ITOPS"
+BOB, ELSEWHERE = "U0BOB", "C0RANDOM"  # not an approver, in another channel
 TIMEOUT = 60.0
 
 
 def run_demo() -> int:
     signing_secret = secrets.token_hex(16)
     bot_token = "xoxb-demo-" + secrets.token_hex(8)
-    redact.install([bot_token, signing_secret])
     with (
         tempfile.TemporaryDirectory(prefix="wsimg-demo-") as tmp,
         WorkSpacesSimulator(pending_seconds=3, seed=7) as simulator,
         SlackWebAPI(bot_token=bot_token) as slack,
     ):
+        # Secrets and the stand-in's response URLs never reach a log line.
+        redact.install([bot_token, signing_secret], api_url=slack.api_url)
         _point_boto3_at(simulator)
         seed_demo_data(simulator, regions=REGIONS, per_region=6, seed=3)
         slack.set_user(ALICE, "alice")
+        slack.set_user(BOB, "bob")
         slack.set_channel(CHANNEL, "it-ops")
+        slack.set_channel(ELSEWHERE, "random")
         settings = Settings(
             slack_bot_token=bot_token,
             slack_signing_secret=signing_secret,
@@ -77,7 +81,7 @@ def run_demo() -> int:
             f"wsimg demo — a fake WorkSpaces fleet ({len(simulator.images())} images in "
             f"{', '.join(REGIONS)}) and a fake Slack workspace, both on 127.0.0.1.\n"
             "Below: what #it-ops saw while alice listed the updates, approved one, and the "
-            "new image was built.\n"
+            "new image was built; then bob, who is no approver, asked from #random.\n"
         )
         print(render_transcript(slack))
     return 0
@@ -104,3 +108,9 @@ def _play(user: SlackUser, slack: SlackWebAPI) -> None:
         lambda call: call.method == "chat.postMessage" and bool(call.args.get("thread_ts")),
         timeout=TIMEOUT,
     )
+    # Trust boundaries: what #it-ops did stays in #it-ops, and digests are not for anyone.
+    for text in ("history", "subscribe * * * * *"):
+        asked = user.command(text, user_id=BOB, channel_id=ELSEWHERE)
+        slack.wait_for_response(
+            asked.response_url, lambda payload: bool(payload.get("blocks")), timeout=TIMEOUT
+        )
