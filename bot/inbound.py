@@ -4,6 +4,9 @@ The signature proves a request came from Slack, not that it is well formed. Bolt
 listeners read fields by name and type, so a payload of the wrong shape (an ``actions`` that
 is not a list of objects, a user id of 100 characters, a NUL byte, a response_url that is not
 Slack's) would become a 500, a database error or a message posted to an arbitrary address.
+Every response URL a payload carries (``response_url``, ``response_urls[]``) must be Slack's,
+whatever the payload type, because Bolt's ``respond`` (and so the error path) posts to the
+first one it finds; the reason modal's ``private_metadata`` must be what wsimg wrote.
 ``check`` lets through what Slack really sends for the requests wsimg handles (slash
 commands, button clicks, the reason modal, the URL check) and answers anything else with the
 reason it was refused; the server turns that into a 400.
@@ -20,12 +23,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from bot.ids import CLOSE_VIEW
+
 SLACK_ID = re.compile(r"^[A-Z0-9]{1,32}$")  # users, channels, teams, enterprises
 USER_ID = re.compile(r"^[UWB][A-Z0-9]{1,31}$")
 ACTION_ID_MAX = 255
 VALUE_MAX = 2000
 TEXT_MAX = 100_000  # Slack caps it well below; the body limit is the real bound
 INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed"})
+RESPONSE_URLS_MAX = 100  # one per input block at most, and a view holds 100 blocks
+# The reason modal's private_metadata (bot/blocks.py reason_modal): a flat JSON object.
+METADATA_KEYS = frozenset({"request", "cancel", "channel"})
+REQUEST_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")  # fits update_request.id (32 characters)
 
 
 class Malformed(ValueError):
@@ -156,8 +165,9 @@ def _interaction(payload: dict[str, Any], api_url: str) -> None:
     if isinstance(payload.get("channel"), dict):
         _id(payload["channel"], "id", SLACK_ID, required=False)
     _string(payload, "trigger_id", limit=255, required=False)
+    _response_url(payload, api_url, required=kind == "block_actions")
+    _response_urls(payload, api_url)
     if kind == "block_actions":
-        _response_url(payload, api_url, required=True)
         actions = payload.get("actions")
         if not isinstance(actions, list) or not actions:
             raise Malformed("actions is not a list")
@@ -170,6 +180,70 @@ def _interaction(payload: dict[str, Any], api_url: str) -> None:
         view = _object(payload.get("view"), "view")
         _string(view, "type", limit=32)  # Bolt reads it unguarded (workflow_step or not)
         _string(view, "callback_id", limit=ACTION_ID_MAX)
-        _string(view, "private_metadata", limit=3000, required=False)
+        metadata = _string(view, "private_metadata", limit=3000, required=False)
+        if view.get("callback_id") == CLOSE_VIEW and not _is_reason_metadata(metadata):
+            raise Malformed("private_metadata is not the reason modal's")
         if view.get("state") is not None:
             _object(_object(view["state"], "state").get("values", {}), "values")
+
+
+def _response_urls(payload: dict[str, Any], api_url: str) -> None:
+    """``response_urls`` of a view_submission: one object per conversation input (Slack
+    sends an empty list when there is none)."""
+    entries = payload.get("response_urls")
+    if entries is None:
+        return
+    if not isinstance(entries, list) or len(entries) > RESPONSE_URLS_MAX:
+        raise Malformed(f"response_urls is not a list of at most {RESPONSE_URLS_MAX}")
+    for entry in entries:
+        entry = _object(entry, "a response_urls entry")
+        _response_url(entry, api_url, required=True)
+        _string(entry, "block_id", limit=ACTION_ID_MAX)
+        _string(entry, "action_id", limit=ACTION_ID_MAX)
+        _id(entry, "channel_id", SLACK_ID)
+
+
+def _is_reason_metadata(text: str | None) -> bool:
+    """Whether ``text`` is what bot/blocks.py reason_modal writes: {"request": id, "cancel":
+    bool, "channel": ID or null}. It came back through the client, so it is read as untrusted:
+    its nesting is bounded before it is parsed (json.loads recurses once per level)."""
+    if text is None or _nesting(text) > 1:
+        return False
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(data, dict) or not set(data) <= METADATA_KEYS:
+        return False
+    request, cancel, channel = data.get("request"), data.get("cancel"), data.get("channel")
+    return (
+        isinstance(request, str)
+        and REQUEST_ID.fullmatch(request) is not None
+        and isinstance(cancel, bool)
+        and (
+            channel is None
+            or (isinstance(channel, str) and SLACK_ID.fullmatch(channel) is not None)
+        )
+    )
+
+
+def _nesting(text: str) -> int:
+    """How deeply arrays and objects nest in JSON ``text`` (strings skipped), without parsing."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest

@@ -68,7 +68,7 @@ def _closing(body: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:
     try:
         data = json.loads(view.get("private_metadata") or "{}") if isinstance(view, dict) else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting recurses: Socket Mode has no gate
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -517,6 +517,8 @@ class Form:
             and f.get("response_url") == FRESH_URL
             and f.get("user_id") in (APPROVER, OUTSIDER)
             and f.get("channel_id") == "C0OPS"
+            and f.get("team_id") == "T0WSIMG"  # this installation's (bot/installation.py)
+            and f.get("api_app_id") == "A0WSIMG"
             and isinstance(f.get("text"), str)
             and _subcommand(f["text"]) in SUBCOMMANDS
         )
@@ -896,7 +898,8 @@ def _json(body: dict[str, Any]) -> Case:
 def _form(**fields: str | None) -> Case:
     def send(hostile: Hostile) -> tuple[Any, None]:
         body = {"command": "/wsimg", "text": "history", "user_id": APPROVER, "team_id": "T0WSIMG"}
-        body.update({"channel_id": "C0OPS", "response_url": FRESH_URL, **fields})
+        body.update({"channel_id": "C0OPS", "api_app_id": "A0WSIMG", "response_url": FRESH_URL})
+        body.update(fields)
         form = {k: v for k, v in _fill(body, hostile.response_url()).items() if v is not None}
         return hostile.post(urlencode(form).encode()), None
 
@@ -905,6 +908,42 @@ def _form(**fields: str | None) -> Case:
 
 CLICK = {"type": "block_actions", "user": {"id": APPROVER}, "response_url": FRESH_URL}
 APPROVE_CLICK = {"action_id": "wsimg.approve:0", "value": "k"}
+VIEW = {
+    "type": "view_submission",
+    "user": {"id": APPROVER, "team_id": "T0WSIMG"},
+    "team": {"id": "T0WSIMG"},
+    "api_app_id": "A0WSIMG",
+    "view": {"id": "V1", "type": "modal", "callback_id": "other", "state": {"values": {}}},
+}
+URL_ENTRY = {"block_id": "b", "action_id": "a", "channel_id": "C0OPS", "response_url": FRESH_URL}
+
+
+def _view_with_metadata(metadata: str) -> dict[str, Any]:
+    """The reason modal submitted with ``metadata``, a Slack response URL in response_urls."""
+    view = {**VIEW["view"], "callback_id": CLOSE_VIEW, "private_metadata": metadata}
+    return {**VIEW, "view": view, "response_urls": [URL_ENTRY]}
+
+
+def _approve_real_key(**changes: Any) -> Case:
+    """A click on a real Approve key with ``changes`` to the payload Slack sends."""
+
+    def send(hostile: Hostile) -> tuple[Any, None]:
+        key = hostile.keys["approve"][0]
+        payload = {**_base_payload("block_actions", f"{Action.APPROVE.value}:0", key), **changes}
+        return hostile.post_payload(_fill(payload, hostile.response_url())), None
+
+    return send
+
+
+def _not_this_installation(case: Case) -> Case:
+    """Signed by Slack, but for another workspace, org or app: 403 before any listener runs."""
+
+    def run(hostile: Hostile) -> tuple[HttpResult, str | None]:
+        result, _ = case(hostile)
+        assert result.status == 403, result.body[:200]
+        return result, None
+
+    return run
 
 
 def _not_from_slack(case: Case) -> Case:
@@ -972,6 +1011,23 @@ MINIMAL_CASES: dict[str, Case] = {
     ),
     # D6: Bolt takes any form body that contains "payload" for an interaction
     "status-payload": _text("status payload"),
+    # D7: a view_submission's response URLs went unchecked, and deeply nested private_metadata
+    # recursed until a 500 whose error answer went to the payload's URL
+    "view-response-urls-not-slacks": _not_from_slack(
+        _payload({**VIEW, "response_urls": [{**URL_ENTRY, "response_url": "http://127.0.0.1:9/"}]})
+    ),
+    "view-response-url-not-slacks": _not_from_slack(
+        _payload({**VIEW, "response_url": "http://127.0.0.1:9/"})
+    ),
+    "view-metadata-2999-brackets": _not_from_slack(_payload(_view_with_metadata("[" * 2999))),
+    "view-metadata-a-list": _not_from_slack(_payload(_view_with_metadata("[]"))),
+    # D8: a signed request from another workspace was served (refused with 403, see
+    # tests/handlers/test_workspace.py)
+    "command-from-another-workspace": _not_this_installation(_form(team_id="T0OTHER")),
+    "click-from-another-enterprise": _not_this_installation(
+        _approve_real_key(enterprise={"id": "E0OTHER"})
+    ),
+    "click-from-another-app": _not_this_installation(_approve_real_key(api_app_id="A0OTHER")),
 }
 
 
