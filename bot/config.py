@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     @field_validator("approvers", "requesters", "digest_managers")
     @classmethod
     def _slack_ids(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        bad = [item for item in value if not _APPROVER_ID.match(item)]
+        bad = [item for item in value if not _APPROVER_ID.fullmatch(item)]
         if bad:
             name = _VARIABLES[str(info.field_name)]
             raise ValueError(
@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     @field_validator("team_ids")
     @classmethod
     def _team_ids(cls, value: list[str]) -> list[str]:
-        bad = [item for item in value if not _TEAM_ID.match(item)]
+        bad = [item for item in value if not _TEAM_ID.fullmatch(item)]
         if bad:
             raise ValueError(
                 "WSIMG_TEAM_IDS takes Slack workspace IDs (T…) and Enterprise Grid org IDs "

@@ -123,7 +123,7 @@ def _string(data: dict[str, Any], key: str, *, limit: int, required: bool = True
 
 def _id(data: dict[str, Any], key: str, pattern: re.Pattern[str], *, required: bool = True) -> None:
     value = _string(data, key, limit=32, required=required)
-    if value is not None and not pattern.match(value):
+    if value is not None and not pattern.fullmatch(value):
         raise Malformed(f"{key} is not a Slack ID")
 
 

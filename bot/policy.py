@@ -65,7 +65,7 @@ class ApproverPolicy:
         )
 
     def can_request(self, user_id: str) -> bool:
-        if not _USER_ID.match(user_id):
+        if not _USER_ID.fullmatch(user_id):
             return False
         if not (self._requester_users or self._requester_groups):
             return True  # anyone in the channel

@@ -823,7 +823,7 @@ def _answered(forged: Forged) -> bool:
         len(forged.action.value + forged.suffix) <= 255
         and (forged.value is None or (isinstance(forged.value, str) and len(forged.value) <= 2000))
         and isinstance(forged.user, str)
-        and USER_ID.match(forged.user) is not None
+        and USER_ID.fullmatch(forged.user) is not None
     )
     return forged.action in ANSWERED_ACTIONS and fits
 

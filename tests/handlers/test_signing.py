@@ -111,3 +111,14 @@ def test_a_signed_body_with_more_fields_than_slack_sends_gets_400(world: World) 
     body = "&".join(f"f{n}=x" for n in range(150)).encode()
     assert world.user.post(body).status == 400
     _nothing_changed(world)
+
+
+def test_an_id_with_a_trailing_newline_is_refused_not_read_as_the_approver(world: World) -> None:
+    image = world.simulator.add_image(region="us-east-1", name="Win-Newline")
+    button = world.approve_button(world.listing(), image)
+
+    clicked = world.user.click(button["action_id"], button["value"], user_id=APPROVER + "\n")
+    asked = world.user.command("updates", user_id=APPROVER + "\n", channel_id="C0OPS")
+
+    assert (clicked.status, asked.status) == (400, 400)
+    assert world.simulator.count("CreateUpdatedWorkspaceImage") == 0
