@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,6 +78,17 @@ def _the_request(database_url: str) -> UpdateRequest:
         engine.dispose()
 
 
+def _wait_for_request(
+    database_url: str, done: Callable[[UpdateRequest], bool], what: str
+) -> UpdateRequest:
+    """The request once ``done`` holds for it (within 30 s, else the test fails saying what)."""
+    deadline = time.monotonic() + 30
+    while not done(request := _the_request(database_url)):
+        assert time.monotonic() < deadline, f"the request was not {what}"
+        time.sleep(0.2)
+    return request
+
+
 def test_a_process_killed_after_the_create_but_before_its_record_is_reconciled_on_start(
     fake_world: tuple[WorkSpacesSimulator, SlackWebAPI, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -95,10 +106,9 @@ def test_a_process_killed_after_the_create_but_before_its_record_is_reconciled_o
 
     second = WsimgProcess("serve", env, tmp_path / "serve.log").start().wait_ready()
     try:
-        deadline = time.monotonic() + 30
-        while (request := _the_request(env["DATABASE_URL"])).state == State.submitting:
-            assert time.monotonic() < deadline, "the orphan was not reconciled on start"
-            time.sleep(0.2)
+        request = _wait_for_request(
+            env["DATABASE_URL"], lambda r: r.state != State.submitting, "reconciled on start"
+        )
     finally:
         assert second.stop() == 0
     assert request.state == State.pending
@@ -129,10 +139,9 @@ def test_a_process_killed_after_posting_a_follow_up_but_before_recording_it_post
 
     second = WsimgProcess("serve", env, tmp_path / "serve.log").start().wait_ready()
     try:
-        deadline = time.monotonic() + 30
-        while (request := _the_request(env["DATABASE_URL"])).followup_posted_at is None:
-            assert time.monotonic() < deadline, "the follow-up was not settled on start"
-            time.sleep(0.2)
+        request = _wait_for_request(
+            env["DATABASE_URL"], lambda r: r.followup_posted_at is not None, "followed up"
+        )
     finally:
         assert second.stop() == 0
     assert len(slack.thread(request.channel_id, request.message_ts)) == 1
