@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from slack_bolt import App
 
 import handlers
 from bot.config import Settings, require
 from bot.installation import Installation, InstallationCheck
+from bot.limits import BoundedExecutor
 from bot.services import Services
 
 LISTENER_THREADS = 16
+LISTENER_QUEUE = 256  # lazy listeners waiting for a thread; past this the HTTP thread runs one
 
 
 def build_app(settings: Settings, services: Services, *, socket_mode: bool = False) -> App:
@@ -32,8 +32,9 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool = Fal
         # The ack runs in the request thread and the work in lazy listeners, so a command is
         # acknowledged within Slack's 3 seconds however busy the AWS calls keep the pool.
         process_before_response=True,
-        listener_executor=ThreadPoolExecutor(
-            max_workers=LISTENER_THREADS, thread_name_prefix="wsimg-listener"
+        # Its queue is bounded too (bot/limits.py): a flood cannot queue work without end.
+        listener_executor=BoundedExecutor(
+            LISTENER_THREADS, max_queued=LISTENER_QUEUE, thread_name_prefix="wsimg-listener"
         ),
     )
     handlers.register(app, services)

@@ -1,7 +1,32 @@
 """HTTP serving: POST /slack/events to Bolt, GET /healthz for the platform's health checks.
 
 waitress is a production WSGI server (threads, request size limits), unlike Bolt's
-development server.
+development server. It reads every request whole in its one event loop before a worker
+thread sees it, so a slow client costs a socket, never a thread; what took it down were
+its defaults, which this module changes:
+
+* ``connection_limit`` (default 100): with 100 connections open, waitress stops accepting,
+  so 99 half-open connections were enough to make /healthz time out. Now 1,000; the process's
+  soft open-files limit is raised to fit them when the hard limit allows (else the limit is
+  lowered to fit), because an ``accept()`` failing with EMFILE would spin the loop.
+* ``asyncore_use_poll``: ``select()`` cannot watch a descriptor numbered 1024 or more.
+* A deadline for reading a request: waitress only closes connections that have been
+  *inactive* for ``channel_timeout``, which a byte every 5 seconds defeats for ever.
+  ``_Channel`` remembers when the request being read began (for a new connection: when it
+  was accepted) and ``_TcpServer.maintenance`` closes, every second, the connections whose
+  request has not arrived whole within ``REQUEST_READ_SECONDS``. Slack sends a few KB at
+  once; 10 seconds is generous for it and makes an attacker reopen every connection.
+  Idle kept-alive connections between requests still go after ``channel_timeout``.
+
+Measured with tests/benchmarks/slow_connections.py (200 connections, a byte every 5 s, each
+reopened when closed; 2 cores): before, neither /healthz nor a signed command was answered
+within 10 s; after, both answered in milliseconds throughout (p99 under 0.05 s), every slow
+connection closed after 10-11 s, resident memory unchanged. Past the limit (1,500 such
+connections) a new connection waits in the listen backlog until the deadline frees a slot:
+probes were answered after about 9.5 s; that much is for the load balancer in front to stop.
+Another server (gunicorn with
+gevent, uvicorn behind an ASGI adapter) would have meant a second concurrency model for a
+problem three settings and one deadline solve.
 """
 
 from __future__ import annotations
@@ -9,7 +34,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import resource
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,7 +46,10 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from waitress import wasyncore
-from waitress.server import create_server
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 from bot.inbound import Malformed, check
 from storage.db import ping
@@ -30,6 +60,10 @@ EVENTS_PATH = "/slack/events"
 SLACK_API_URL = "https://slack.com/api/"
 HTTP_THREADS = 16
 MAX_BODY_BYTES = 1_000_000  # Slack payloads are a few KB; a larger body is not Slack's
+CONNECTION_LIMIT = 1000  # open connections before waitress stops accepting (its default: 100)
+FD_HEADROOM = 200  # descriptors besides connections: database, AWS and Slack clients, logs
+REQUEST_READ_SECONDS = 10  # a request's headers and body must arrive within this
+IDLE_SECONDS = 30  # a kept-alive connection with no request (waitress's channel_timeout)
 
 
 class WsgiApp:
@@ -131,17 +165,88 @@ def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any])
     return [data]
 
 
+class _Channel(HTTPChannel):
+    """A waitress connection that knows since when the request it is reading has been arriving
+    (None: no request under way). Runs in the event loop's thread, as ``maintenance`` does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A new connection is a request that has not arrived yet: one that sends nothing
+        # cannot keep its slot longer than one that sends a byte.
+        self.reading_since: float | None = self.creation_time
+
+    def received(self, data: bytes) -> bool:
+        before = self.request  # waitress's parser of the request under way, if any
+        try:
+            return bool(super().received(data))
+        finally:
+            if self.request is None:  # the request arrived whole (or nothing is under way)
+                self.reading_since = None
+            elif self.request is not before and (before is not None or self.reading_since is None):
+                self.reading_since = time.time()  # a new request on a kept-alive connection
+
+
+class _TcpServer(TcpWSGIServer):
+    channel_class = _Channel
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)  # connections idle for longer than channel_timeout
+        cutoff = now - REQUEST_READ_SECONDS
+        late = [
+            channel
+            for channel in self.active_channels.values()
+            if not channel.requests
+            and not channel.will_close
+            and (getattr(channel, "reading_since", None) or now) < cutoff
+        ]
+        for channel in late:
+            channel.will_close = True  # the loop closes it on its next pass
+        if late:
+            log.warning(
+                "closed %d connection(s) whose request took longer than %ds to arrive",
+                len(late),
+                REQUEST_READ_SECONDS,
+            )
+
+
+def _fit_connections(wanted: int) -> int:
+    """How many connections fit the open-files limit, raising the soft limit up to the hard
+    one when ``wanted`` does not fit (the usual soft limit is 1,024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + FD_HEADROOM
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        if raised > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return wanted
+    fit = max(soft - FD_HEADROOM, soft // 2)
+    log.warning("open-files limit %d: serving at most %d connections", soft, fit)
+    return fit
+
+
 class Server:
     """A waitress server: ``run()`` serves until ``stop()`` is called from any thread."""
 
     def __init__(self, wsgi: WsgiApp, *, host: str, port: int) -> None:
-        self._server = create_server(
-            wsgi,
+        adjustments = Adjustments(
             host=host,
             port=port,
             threads=HTTP_THREADS,
             max_request_body_size=MAX_BODY_BYTES,
             ident="wsimg",
+            connection_limit=_fit_connections(CONNECTION_LIMIT),
+            channel_timeout=IDLE_SECONDS,
+            cleanup_interval=1,  # how often maintenance runs: the read deadline's precision
+            asyncore_use_poll=True,
+        )
+        if len(adjustments.listen) != 1:
+            raise ValueError(f"serve on one address, not {host!r}")
+        dispatcher = ThreadedTaskDispatcher()
+        dispatcher.set_thread_count(adjustments.threads)
+        self._server = _TcpServer(
+            wsgi, map={}, dispatcher=dispatcher, adj=adjustments, sockinfo=adjustments.listen[0]
         )
         self._thread: threading.Thread | None = None
 

@@ -1,17 +1,40 @@
-"""The /wsimg slash command: acknowledged at once, answered after the work is done."""
+"""The /wsimg slash command: acknowledged at once, answered after the work is done.
+
+The ack also admits the command under the per-user limits (bot/limits.py): a command over a
+limit is answered in the ack itself and does no work; an admitted one carries its ticket to the
+lazy listener in Bolt's context, which releases it as the answer goes out, or when it fails.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk.webhook import WebhookResponse
 
 from bot import blocks, digests, updates
+from bot.limits import CommandLimits, LimitReached, Ticket
 from bot.services import Services
 from handlers.errors import answers_errors
 
 COMMAND = "/wsimg"
+TICKET = "wsimg_ticket"  # the context key that carries an admitted command to its listener
+
+
+class _ReleasingFirst(Respond):
+    """``respond`` that ends the command's ticket before the answer goes out: whoever reads
+    the answer may ask again at once, without finding their listing still counted as running."""
+
+    def __init__(self, respond: Respond, release: Callable[[], None]) -> None:
+        super().__init__(response_url=respond.response_url, proxy=respond.proxy, ssl=respond.ssl)
+        self._release = release
+
+    def __call__(self, *args: Any, **kwargs: Any) -> WebhookResponse:
+        self._release()
+        return super().__call__(*args, **kwargs)
+
+
 ACKS = {
     "status": None,
     "history": None,
@@ -85,8 +108,16 @@ def register(app: App, services: Services) -> None:
         "unsubscribe": unsubscribe,
     }
 
-    def ack_command(ack: Ack, command: dict[str, Any]) -> None:
+    limits = CommandLimits()
+
+    def ack_command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         sub, args = parse(command.get("text"))
+        if sub in subcommands:
+            try:
+                context[TICKET] = limits.admit(str(command.get("user_id", "")), sub)
+            except LimitReached as refused:
+                ack(response_type="ephemeral", **blocks.error_message(refused.user_message))
+                return
         if sub == "updates":
             where = f"`{blocks.escape(args[0][:64])}`" if args else "every configured region"
             ack(response_type="ephemeral", text=f"Looking for image updates in {where}…")
@@ -100,12 +131,19 @@ def register(app: App, services: Services) -> None:
             ack(response_type="ephemeral", **blocks.help_message())
 
     @answers_errors
-    def run_command(command: dict[str, Any], respond: Respond) -> None:
-        sub, args = parse(command.get("text"))
-        handler = subcommands.get(sub)
-        if handler is not None:
-            handler(
-                args, str(command.get("user_id", "")), str(command.get("channel_id", "")), respond
+    def run_command(command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+        ticket = context.get(TICKET)
+        if not isinstance(ticket, Ticket):  # help, or refused in the ack: nothing to do
+            return
+        try:
+            sub, args = parse(command.get("text"))
+            subcommands[sub](
+                args,
+                str(command.get("user_id", "")),
+                str(command.get("channel_id", "")),
+                _ReleasingFirst(respond, lambda: limits.release(ticket)),
             )
+        finally:
+            limits.release(ticket)  # also when it failed (answered by answers_errors after this)
 
     app.command(COMMAND)(ack=ack_command, lazy=[run_command])
