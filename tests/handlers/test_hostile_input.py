@@ -44,6 +44,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
+from bot import limits
 from bot.app import build_app
 from bot.config import Settings
 from bot.fakes.slack import HttpResult, SlackUser, SlackWebAPI, find_buttons
@@ -244,10 +245,17 @@ def hostile(
     simulator: WorkSpacesSimulator,
     slack: SlackWebAPI,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Hostile]:
     """``world`` built as tests/conftest.py builds it, around an app we can wait on; with
-    images to list and the offer keys of real listings (several users, channels, regions)."""
+    images to list and the offer keys of real listings (several users, channels, regions).
+
+    The per-user command limits (bot/limits.py, tested in tests/test_load.py) are lifted: this
+    suite sends hundreds of commands from a few users to see every one handled, not refused."""
     caplog.set_level(logging.ERROR)
+    unlimited = limits.Rate(burst=10**6, per_minute=10**6)
+    monkeypatch.setattr(limits, "LISTINGS", unlimited)
+    monkeypatch.setattr(limits, "OTHER_COMMANDS", unlimited)
     services = build_services(settings)
     ensure_schema(services.engine)
     app = build_app(services.settings, services)
