@@ -5,17 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Any
 
 from bot import redact
-from bot.config import Settings, load_settings, require
-from bot.errors import WsimgError
+from bot.config import Settings, load_settings, log_level, require
+from bot.errors import ConfigError, WsimgError
 
 log = logging.getLogger("wsimg")
+
+# Libraries whose INFO lines (alembic's on every start, waitress's, Slack's socket) stay out of
+# the output unless LOG_LEVEL asks for them.
+_LIBRARIES = ("alembic", "waitress", "slack_bolt", "slack_sdk", "urllib3", "sqlalchemy", "boto3")
+# One line per scheduler run, one per AWS client: shown only when LOG_LEVEL=DEBUG.
+_CHATTY = ("apscheduler", "botocore")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,63 +41,229 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if short:
         return 2
-    logging.basicConfig(
-        level=logging.WARNING if args.run is _demo else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # One line per scheduler run is noise; APScheduler's warnings and errors still show.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    # botocore logs where it found the endpoint on every client it makes.
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    # Before anything can log: the Slack secrets and response URLs never reach a log line,
-    # whatever fails.
-    redact.install(redact.secrets_from_environment(), api_url=redact.api_url_from_environment())
+    long_running = args.run in (_serve, _worker)
     try:
-        return int(args.run(args) or 0)
+        _configure_logging(logging.INFO if long_running else logging.WARNING)
+        # Before anything can log: the Slack secrets and response URLs never reach a log line,
+        # whatever fails.
+        redact.install(redact.secrets_from_environment(), api_url=redact.api_url_from_environment())
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
     except WsimgError as exc:
-        print(f"wsimg: {redact.scrub(exc.user_message)}", file=sys.stderr)
+        # One line, whatever the message: a first run must not end in garbled text.
+        print(f"wsimg: {' '.join(redact.scrub(exc.user_message).split())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        if long_running:
+            raise  # not a reader that went away: a failure to see
+        # `wsimg updates --json | head`: the reader has what it wanted. Python's recipe: point
+        # stdout at devnull so the flush at exit does not fail again, and exit as a process
+        # that SIGPIPE ended would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+
+
+def _configure_logging(default: int) -> None:
+    level, asked = log_level(default)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A logger's own level is the only one a record meets on its way to the root's handler:
+    # never below the level asked for.
+    quiet = max(logging.WARNING, level)
+    if level > logging.DEBUG or not asked:
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(quiet)
+    # Logging set up before main (a test harness at DEBUG) is left as it is.
+    if not asked and logging.getLogger().level >= logging.INFO:
+        for name in _LIBRARIES:
+            logging.getLogger(name).setLevel(quiet)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("wsimg")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+# What each command reads, for its --help (README.md, Configuration, says more).
+_MEANINGS = {
+    "SLACK_BOT_TOKEN": "bot token (xoxb-…), checked with auth.test at start",
+    "SLACK_SIGNING_SECRET": "signing secret (HTTP mode)",
+    "SLACK_APP_TOKEN": "app-level token (xapp-…); when set, Socket Mode",
+    "SLACK_API_URL": "Web API base URL (default https://slack.com/api/)",
+    "DATABASE_URL": "SQLAlchemy URL (default sqlite:///wsimg.db)",
+    "WSIMG_REGIONS": "comma list (default AWS_REGION, AWS_DEFAULT_REGION)",
+    "WSIMG_ROLE_ARNS": "IAM roles to assume, one per extra account",
+    "WSIMG_TEAM_IDS": "workspaces (T…) and orgs (E…) served",
+    "WSIMG_APPROVERS": "user IDs (U…/W…) and group IDs (S…) allowed to approve",
+    "WSIMG_FOUR_EYES": "true: a different approver must approve each request",
+    "WSIMG_REQUESTERS": "with four eyes: who may ask for updates",
+    "WSIMG_DIGEST_MANAGERS": "who may subscribe, unsubscribe and post digests",
+    "WSIMG_MIN_DIGEST_MINUTES": "a subscription from Slack posts at most this often",
+    "WSIMG_APPROVAL_TTL_HOURS": "an undecided request or an old list expires after this",
+    "WSIMG_DIGEST_CHANNEL": "channel ID of the default digest",
+    "WSIMG_DIGEST_CRON": "its 5-field cron (default 0 9 * * *)",
+    "WSIMG_TIMEZONE": "IANA zone of the schedules (default UTC)",
+    "WSIMG_POLL_SECONDS": "follow-up poll interval (default 300)",
+    "WSIMG_SCHEDULER": "on/off: the scheduler inside serve",
+    "PORT": "HTTP port (default 3000)",
+    "AWS_*": "credentials, profile, endpoint URLs, as boto3 reads them",
+    "AWS_RETRY_MODE": "standard (default), adaptive or legacy",
+    "AWS_MAX_ATTEMPTS": "attempts per AWS call, the first included (default 5)",
+    "LOG_LEVEL": "DEBUG, INFO, WARNING, ERROR (default {default})",
+}
+_AWS = ("WSIMG_REGIONS", "WSIMG_ROLE_ARNS", "AWS_*", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS")
+_POLICY = (
+    "WSIMG_APPROVERS",
+    "WSIMG_FOUR_EYES",
+    "WSIMG_REQUESTERS",
+    "WSIMG_DIGEST_MANAGERS",
+    "WSIMG_MIN_DIGEST_MINUTES",
+    "WSIMG_APPROVAL_TTL_HOURS",
+)
+_SCHEDULE = ("WSIMG_DIGEST_CHANNEL", "WSIMG_DIGEST_CRON", "WSIMG_TIMEZONE", "WSIMG_POLL_SECONDS")
+
+
+def _epilog(names: Sequence[str], *, log_default: str = "WARNING", note: str = "") -> str:
+    width = max(len(name) for name in names)
+    lines = [f"  {name:<{width}}  {_MEANINGS[name].format(default=log_default)}" for name in names]
+    text = "environment (a bad value stops the command with a line naming it):\n"
+    return text + "\n".join(lines) + (f"\n\n{note}" if note else "")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsimg", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"wsimg {_version()}")
     sub = parser.add_subparsers(required=True, metavar="command")
 
-    serve = sub.add_parser("serve", help="the Slack app (HTTP on $PORT, or Socket Mode)")
+    def add(name: str, help: str, epilog: str, parent: Any = sub) -> argparse.ArgumentParser:
+        return parent.add_parser(  # type: ignore[no-any-return]
+            name,
+            help=help,
+            description=help,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    serve = add(
+        "serve",
+        "the Slack app (HTTP on $PORT, or Socket Mode)",
+        _epilog(
+            (
+                "SLACK_BOT_TOKEN",
+                "SLACK_SIGNING_SECRET",
+                "SLACK_APP_TOKEN",
+                "SLACK_API_URL",
+                "WSIMG_TEAM_IDS",
+                "DATABASE_URL",
+                *_AWS,
+                *_POLICY,
+                *_SCHEDULE,
+                "WSIMG_SCHEDULER",
+                "PORT",
+                "LOG_LEVEL",
+            ),
+            log_default="INFO",
+        ),
+    )
     serve.set_defaults(run=_serve)
 
-    worker = sub.add_parser("worker", help="the scheduler alone")
+    worker = add(
+        "worker",
+        "the scheduler alone: follow-ups and digests",
+        _epilog(
+            (
+                "SLACK_BOT_TOKEN",
+                "SLACK_API_URL",
+                "DATABASE_URL",
+                *_AWS,
+                "WSIMG_FOUR_EYES",
+                "WSIMG_APPROVAL_TTL_HOURS",
+                *_SCHEDULE,
+                "LOG_LEVEL",
+            ),
+            log_default="INFO",
+        ),
+    )
     worker.set_defaults(run=_worker)
 
-    listing = sub.add_parser("updates", help="images with an update available")
+    listing = add(
+        "updates",
+        "images with an update available",
+        _epilog((*_AWS, "LOG_LEVEL")),
+    )
     listing.add_argument("--region", help="one configured region only")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(run=_updates)
 
-    digest = sub.add_parser("digest", help="post the digest now (or print it)")
+    digest = add(
+        "digest",
+        "post the digest now (or print it)",
+        _epilog(
+            (
+                "SLACK_BOT_TOKEN",
+                "SLACK_API_URL",
+                "DATABASE_URL",
+                *_AWS,
+                "WSIMG_FOUR_EYES",
+                "WSIMG_DIGEST_CHANNEL",
+                "LOG_LEVEL",
+            ),
+            note="--dry-run needs no SLACK_BOT_TOKEN and calls no Slack.",
+        ),
+    )
     digest.add_argument("--channel", help="channel ID (default: WSIMG_DIGEST_CHANNEL)")
     digest.add_argument("--dry-run", action="store_true", help="print it; post nothing")
     digest.set_defaults(run=_digest)
 
-    history = sub.add_parser("history", help="recent update requests and what happened")
+    history = add(
+        "history",
+        "recent update requests and what happened",
+        _epilog(("DATABASE_URL", "LOG_LEVEL")),
+    )
     history.add_argument("--limit", type=int, default=20, help="how many requests (default 20)")
     history.add_argument("--json", action="store_true", help="every event, for an audit")
     history.set_defaults(run=_history)
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(required=True, metavar="action")
-    db_sub.add_parser("upgrade", help="apply the migrations").set_defaults(run=_db_upgrade)
+    add(
+        "upgrade",
+        "apply the migrations",
+        _epilog(("DATABASE_URL", "LOG_LEVEL")),
+        parent=db_sub,
+    ).set_defaults(run=_db_upgrade)
 
-    demo = sub.add_parser("demo", help="play list → approve → follow-up against a fake world")
+    demo = add(
+        "demo",
+        "play list → approve → follow-up against a fake world",
+        _epilog(
+            ("LOG_LEVEL",),
+            note=(
+                "The demo brings its own WorkSpaces simulator, Slack stand-in and temporary\n"
+                "database, all on 127.0.0.1, whatever SLACK_*, DATABASE_URL, WSIMG_REGIONS\n"
+                "and AWS_* say."
+            ),
+        ),
+    )
     demo.set_defaults(run=_demo)
     return parser
 
 
-def _services(settings: Settings):  # type: ignore[no-untyped-def]
+def _services(settings: Settings, *, posts: bool = False):  # type: ignore[no-untyped-def]
+    from bot.installation import auth_test
     from bot.services import build_services
     from storage.db import ensure_schema
 
     services = build_services(settings)
+    if posts:
+        # A process that posts asks Slack about its token first: a refused one stops it now,
+        # not at its first follow-up or digest.
+        auth_test(settings, services.slack)
     ensure_schema(services.engine)
     return services
 
@@ -121,7 +295,13 @@ def _serve(_args: argparse.Namespace) -> int:
             wsgi = WsgiApp(
                 app, services.engine, signing_secret=secret, api_url=settings.slack_api_url
             )
-            server = make_server(wsgi, port=settings.port)
+            try:
+                server = make_server(wsgi, port=settings.port)
+            except OSError as exc:  # in use, or below 1024 without the right to it
+                raise ConfigError(
+                    f"Configuration error: PORT {settings.port}: cannot listen there "
+                    f"({exc.strerror or exc}): set PORT to a free port, or stop what uses it."
+                ) from exc
             log.info("serving HTTP on port %s", server.port)
             signal.signal(signal.SIGTERM, lambda *_: server.stop())
             server.run()
@@ -136,7 +316,7 @@ def _worker(_args: argparse.Namespace) -> int:
 
     settings = load_settings()
     require(settings.slack_bot_token, "SLACK_BOT_TOKEN")  # it posts follow-ups and digests
-    services = _services(settings)
+    services = _services(settings, posts=True)
     scheduler = build_scheduler(services)
     scheduler.start()
     log.info("scheduler running")
@@ -218,13 +398,15 @@ def _as_text(images: list[Any], failures: list[Any]) -> str:
 
 
 def _digest(args: argparse.Namespace) -> int:
+    from slack_sdk.errors import SlackApiError
+
     from bot import blocks, digests
     from bot.render import blocks_to_text
 
     settings = load_settings()
-    services = _services(settings)
     channel = args.channel or settings.digest_channel
     if args.dry_run:
+        services = _services(settings)
         report = digests.build_digest(services, user_id="cli", channel_id=channel)
         for message in blocks.digest(report) or [blocks.text_message("(quiet: nothing to post)")]:
             print(blocks_to_text(message["blocks"]))
@@ -234,16 +416,27 @@ def _digest(args: argparse.Namespace) -> int:
         print("wsimg: name a channel with --channel or WSIMG_DIGEST_CHANNEL.", file=sys.stderr)
         return 2
     require(settings.slack_bot_token, "SLACK_BOT_TOKEN")
-    posted = digests.post_digest(services, channel_id=channel, user_id="cli")
+    services = _services(settings, posts=True)
+    try:
+        posted = digests.post_digest(services, channel_id=channel, user_id="cli")
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else None
+        print(
+            f"wsimg: Slack refused the digest for {channel} ({error or 'no reason given'}): "
+            "check the channel ID, and invite the bot there if the channel is private.",
+            file=sys.stderr,
+        )
+        return 1
     print(f"posted {posted} message(s) to {channel}")
     return 0
 
 
 def _history(args: argparse.Namespace) -> int:
+    settings = load_settings()  # before the domain's imports: a bad value is told at once
     from bot import updates
     from storage.db import ensure_schema, make_engine
 
-    engine = make_engine(load_settings().database_url)  # the record only: no AWS, no Slack
+    engine = make_engine(settings.database_url)  # the record only: no AWS, no Slack
     ensure_schema(engine)
     trail = updates.audit_trail(engine, limit=args.limit)
     engine.dispose()

@@ -11,6 +11,7 @@ them because no client here is given an explicit endpoint.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -154,6 +155,26 @@ def _call(action: str, region: str, fn: Callable[[], T]) -> T:
         raise aws_error_from_botocore_error(exc, action=action, region=region) from exc
 
 
+DEFAULT_RETRY_MODE = "standard"
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+def _retries(retry_mode: str | None, max_attempts: int | None) -> dict[str, Any]:
+    """The client's retry settings: those passed in, else AWS_RETRY_MODE and AWS_MAX_ATTEMPTS
+    as boto3 defines them, else standard mode and 5 attempts.
+
+    botocore reads the two variables only for the keys a client's Config leaves out, so a key
+    is left out when its variable is set (bot/config.py has already checked its value)."""
+    retries: dict[str, Any] = {}
+    if retry_mode is not None or not os.environ.get("AWS_RETRY_MODE"):
+        retries["mode"] = retry_mode or DEFAULT_RETRY_MODE
+    if max_attempts is not None or not os.environ.get("AWS_MAX_ATTEMPTS"):
+        # total_max_attempts counts the first request too (like AWS_MAX_ATTEMPTS); botocore's
+        # "max_attempts" key would count only the retries.
+        retries["total_max_attempts"] = max_attempts or DEFAULT_MAX_ATTEMPTS
+    return retries
+
+
 class WorkSpacesGateway:
     """All WorkSpaces and STS calls for the configured accounts and regions. Thread-safe."""
 
@@ -164,8 +185,8 @@ class WorkSpacesGateway:
         role_arns: Sequence[str] = (),
         session: boto3.Session | None = None,
         max_workers: int = 8,
-        retry_mode: str = "standard",
-        max_attempts: int = 5,
+        retry_mode: str | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         self.regions = list(dict.fromkeys(r.strip() for r in regions if r.strip()))
         if not self.regions:
@@ -175,9 +196,7 @@ class WorkSpacesGateway:
         self._session = session if session is not None else boto3.Session()
         self._max_workers = max(1, max_workers)
         self._config = Config(
-            # total_max_attempts counts the first request too (like AWS_MAX_ATTEMPTS); botocore's
-            # "max_attempts" key would count only the retries.
-            retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+            retries=_retries(retry_mode, max_attempts),
             connect_timeout=5,
             read_timeout=30,
         )

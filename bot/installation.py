@@ -64,23 +64,7 @@ class Installation:
     def learn(cls, settings: Settings, client: WebClient) -> Installation:
         """Ask Slack who the bot token belongs to; a token Slack refuses, or a Slack that does
         not answer, stops the process with a sentence that says what to do."""
-        require(settings.slack_bot_token, "SLACK_BOT_TOKEN")
-        where = f"{settings.slack_api_url}auth.test"
-        try:
-            answer = client.auth_test()
-        except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else None
-            raise ConfigError(
-                f"Slack refused SLACK_BOT_TOKEN ({error or 'no reason given'}) at {where}: set "
-                "SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-…, on its OAuth & "
-                "Permissions page) for the Slack that SLACK_API_URL names."
-            ) from exc
-        except (SlackClientError, OSError) as exc:
-            raise ConfigError(
-                f"Slack did not answer at {where} ({type(exc).__name__}): check SLACK_API_URL "
-                "and that this host can reach it."
-            ) from exc
-        installation = cls.of(settings, answer.data if isinstance(answer.data, dict) else {})
+        installation = cls.of(settings, auth_test(settings, client))
         log.info(
             "serving app %s in workspaces %s and orgs %s",
             installation.app_id or "(auth.test named none: any app)",
@@ -133,6 +117,29 @@ class Installation:
             if not (whole_org or _among(value, self.team_ids)):
                 return _mismatch(field, value)
         return None
+
+
+def auth_test(settings: Settings, client: WebClient) -> dict[str, Any]:
+    """Slack's auth.test answer for the bot token. Every process that posts asks it first
+    (`serve` through ``Installation.learn``, `worker`, `digest`), so a token Slack refuses, or a
+    Slack that does not answer, stops it at once with a sentence that says what to do."""
+    require(settings.slack_bot_token, "SLACK_BOT_TOKEN")
+    where = f"{settings.slack_api_url}auth.test"
+    try:
+        answer = client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else None
+        raise ConfigError(
+            f"Slack refused SLACK_BOT_TOKEN ({error or 'no reason given'}) at {where}: set "
+            "SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-…, on its OAuth & "
+            "Permissions page) for the Slack that SLACK_API_URL names."
+        ) from exc
+    except (SlackClientError, OSError) as exc:
+        raise ConfigError(
+            f"Slack did not answer at {where} ({type(exc).__name__}): check SLACK_API_URL "
+            "and that this host can reach it."
+        ) from exc
+    return answer.data if isinstance(answer.data, dict) else {}
 
 
 _ENTERPRISE_FIELDS = (("enterprise_id",), ("enterprise", "id"), ("team", "enterprise_id"))

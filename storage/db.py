@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import Session
 
 from bot.errors import ConfigError
@@ -27,6 +30,19 @@ _MIGRATION_LOCK_ID = 0x7773696D67
 
 
 def make_engine(url: str) -> Engine:
+    """The engine for a DATABASE_URL; a URL SQLAlchemy cannot use (no such dialect, its driver
+    not installed) is a ConfigError naming DATABASE_URL. Nothing is connected yet."""
+    try:
+        return _make_engine(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            "Configuration error: DATABASE_URL cannot be used: "
+            f"{_one_line(str(exc), url)}. Write it as sqlite:///path/to/wsimg.db or "
+            "postgresql://user:password@host:5432/dbname (pip install 'wsimg[postgres]')."
+        ) from exc
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -76,6 +92,51 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def check_connection(engine: Engine) -> None:
+    """Connect once; a database that cannot be reached or opened is a ConfigError naming
+    DATABASE_URL and saying what to check (the password is never shown)."""
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        raise ConfigError(_unreachable(engine, exc)) from exc
+
+
+def _unreachable(engine: Engine, exc: DBAPIError) -> str:
+    url = engine.url
+    said = _one_line(str(exc.orig) if exc.orig is not None else str(exc), url)
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        folder = Path(database).expanduser().absolute().parent if database else None
+        if folder is not None and database != ":memory:" and not folder.is_dir():
+            return (
+                f"Configuration error: DATABASE_URL names a SQLite file in {folder}, a folder "
+                "that does not exist: create the folder, or point DATABASE_URL at a file in "
+                "one that does."
+            )
+        return (
+            f"Configuration error: DATABASE_URL: cannot open the SQLite database {database} "
+            f"({said}): check that its folder is writable by this user, or point DATABASE_URL "
+            "elsewhere."
+        )
+    where = url.render_as_string(hide_password=True)
+    return (
+        f"Configuration error: DATABASE_URL: cannot connect to {where} ({said}): check that "
+        "the database server runs and accepts connections there, and the user, password and "
+        "database name in DATABASE_URL."
+    )
+
+
+def _one_line(text: str, url: str | URL) -> str:
+    """The first line of a driver's message, without the URL's password if it quotes it."""
+    try:
+        password = (make_url(url) if isinstance(url, str) else url).password
+    except (ArgumentError, ValueError):
+        password = None
+    line = " ".join((text.strip().splitlines() or [""])[0].split()).rstrip(".")
+    return line.replace(str(password), "***") if password else line
+
+
 def _alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("storage") / "migrations"))
@@ -84,6 +145,7 @@ def _alembic_config() -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Apply every migration; safe when several processes start at once."""
+    check_connection(engine)
     cfg = _alembic_config()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -102,6 +164,7 @@ def schema_status(engine: Engine) -> tuple[str | None, str]:
 
 def ensure_schema(engine: Engine) -> None:
     """Migrate an empty database on first start; refuse to run on an outdated one."""
+    check_connection(engine)
     current, head = schema_status(engine)
     if current == head:
         return
