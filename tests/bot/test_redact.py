@@ -158,6 +158,22 @@ def test_response_urls_on_the_api_domain_and_a_stand_ins_origin_are_redacted() -
         assert redact.scrub(text) == text
 
 
+@pytest.fixture
+def library_loggers_at_debug() -> Iterator[None]:
+    """Bolt sets its loggers' levels when an App is built (an earlier test may have built
+    one): these records must be made whatever ran before; restored afterwards."""
+    loggers = [logging.getLogger(n) for n in ("slack_sdk.webhook.client", "slack_bolt.App")]
+    saved = [(logger, logger.level, logger.disabled) for logger in loggers]
+    for logger in loggers:
+        logger.disabled = False
+        logger.setLevel(logging.DEBUG)  # setLevel also clears logging's isEnabledFor cache
+    yield
+    for logger, level, disabled in saved:
+        logger.setLevel(level)
+        logger.disabled = disabled
+
+
+@pytest.mark.usefixtures("library_loggers_at_debug")
 def test_debug_records_of_slack_sdk_and_bolt_carry_no_response_url(captured: io.StringIO) -> None:
     url = SLACK_HOOKS[0]
     redact.install([BOT])
