@@ -16,6 +16,7 @@ from typing import Any
 from bot import redact
 from bot.config import Settings, load_settings, log_level, require
 from bot.errors import ConfigError, WsimgError
+from storage.db import DatabaseError
 
 log = logging.getLogger("wsimg")
 
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
-    except WsimgError as exc:
+    except (WsimgError, DatabaseError) as exc:
         # One line, whatever the message: a first run must not end in garbled text.
         print(f"wsimg: {' '.join(redact.scrub(exc.user_message).split())}", file=sys.stderr)
         return 2
@@ -141,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="command")
 
     def add(name: str, help: str, epilog: str, parent: Any = sub) -> argparse.ArgumentParser:
-        return parent.add_parser(  # type: ignore[no-any-return]
+        return parent.add_parser(
             name,
             help=help,
             description=help,
@@ -255,8 +256,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _services(settings: Settings, *, posts: bool = False):  # type: ignore[no-untyped-def]
-    from bot.installation import auth_test
-    from bot.services import build_services
+    from bot.runtime import build_services
+    from bot.slack.installation import auth_test
     from storage.db import ensure_schema
 
     services = build_services(settings)
@@ -269,9 +270,8 @@ def _services(settings: Settings, *, posts: bool = False):  # type: ignore[no-un
 
 
 def _serve(_args: argparse.Namespace) -> int:
-    from bot.app import build_app
-    from bot.scheduler import build_scheduler
-    from bot.server import WsgiApp, make_server
+    from bot.jobs.scheduler import build_scheduler
+    from bot.runtime import build_app, http_server
 
     settings = load_settings()
     require(settings.slack_bot_token, "SLACK_BOT_TOKEN")
@@ -291,12 +291,8 @@ def _serve(_args: argparse.Namespace) -> int:
             _wait_for_signal()
             handler.close()
         else:
-            secret = require(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
-            wsgi = WsgiApp(
-                app, services.engine, signing_secret=secret, api_url=settings.slack_api_url
-            )
             try:
-                server = make_server(wsgi, port=settings.port)
+                server = http_server(services, app=app, port=settings.port)
             except OSError as exc:  # in use, or below 1024 without the right to it
                 raise ConfigError(
                     f"Configuration error: PORT {settings.port}: cannot listen there "
@@ -312,7 +308,7 @@ def _serve(_args: argparse.Namespace) -> int:
 
 
 def _worker(_args: argparse.Namespace) -> int:
-    from bot.scheduler import build_scheduler
+    from bot.jobs.scheduler import build_scheduler
 
     settings = load_settings()
     require(settings.slack_bot_token, "SLACK_BOT_TOKEN")  # it posts follow-ups and digests
@@ -333,7 +329,7 @@ def _wait_for_signal() -> None:
 
 
 def _updates(args: argparse.Namespace) -> int:
-    from bot.gateway import WorkSpacesGateway
+    from bot.aws.gateway import WorkSpacesGateway
 
     settings = load_settings()
     if not settings.regions:
@@ -398,10 +394,10 @@ def _as_text(images: list[Any], failures: list[Any]) -> str:
 
 
 def _digest(args: argparse.Namespace) -> int:
-    from slack_sdk.errors import SlackApiError
-
-    from bot import blocks, digests
-    from bot.render import blocks_to_text
+    from bot.domain import digests
+    from bot.slack import blocks
+    from bot.slack.notify import NotPosted
+    from bot.slack.render import blocks_to_text
 
     settings = load_settings()
     channel = args.channel or settings.digest_channel
@@ -419,13 +415,8 @@ def _digest(args: argparse.Namespace) -> int:
     services = _services(settings, posts=True)
     try:
         posted = digests.post_digest(services, channel_id=channel, user_id="cli")
-    except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else None
-        print(
-            f"wsimg: Slack refused the digest for {channel} ({error or 'no reason given'}): "
-            "check the channel ID, and invite the bot there if the channel is private.",
-            file=sys.stderr,
-        )
+    except NotPosted as exc:
+        print(f"wsimg: {exc.user_message}", file=sys.stderr)
         return 1
     print(f"posted {posted} message(s) to {channel}")
     return 0
@@ -433,12 +424,12 @@ def _digest(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     settings = load_settings()  # before the domain's imports: a bad value is told at once
-    from bot import updates
+    from bot.domain import audit
     from storage.db import ensure_schema, make_engine
 
     engine = make_engine(settings.database_url)  # the record only: no AWS, no Slack
     ensure_schema(engine)
-    trail = updates.audit_trail(engine, limit=args.limit)
+    trail = audit.audit_trail(engine, limit=args.limit)
     engine.dispose()
     if args.json:
         print(json.dumps({"requests": trail}, indent=2))

@@ -10,7 +10,6 @@ import difflib
 import logging
 import os
 import re
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,7 +39,7 @@ _REGION_VARIABLES = ("WSIMG_REGIONS", "AWS_REGION", "AWS_DEFAULT_REGION")
 # botocore's own pattern for a region name (botocore.utils.validate_region_name).
 _REGION_SHAPE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")
 _DATABASE_EXAMPLES = "sqlite:///path/to/wsimg.db or postgresql://user:password@host:5432/dbname"
-_CRON_MAX = 128  # the column that stores a subscription's cron (bot/digests.py CRON_MAX)
+_CRON_MAX = 128  # the column that stores a subscription's cron (bot/domain/digests.py CRON_MAX)
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -48,24 +47,6 @@ def _split(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
-
-
-@lru_cache(maxsize=1)
-def workspaces_regions() -> tuple[str, ...]:
-    """Every region where botocore's endpoint data (installed with boto3) offers WorkSpaces,
-    in every partition (aws, aws-cn, aws-us-gov, ...)."""
-    import botocore.session
-
-    session = botocore.session.get_session()
-    return tuple(
-        sorted(
-            {
-                region
-                for partition in session.get_available_partitions()
-                for region in session.get_available_regions("workspaces", partition)
-            }
-        )
-    )
 
 
 def _regions_variable() -> str:
@@ -121,7 +102,7 @@ class Settings(BaseSettings):
     poll_seconds: int = Field(300, ge=1, validation_alias="WSIMG_POLL_SECONDS")
     scheduler: bool = Field(True, validation_alias="WSIMG_SCHEDULER")
     port: int = Field(3000, ge=0, le=65535, validation_alias="PORT")
-    # Read by botocore itself (bot/gateway.py lets them win over its standard/5 default);
+    # Read by botocore itself (bot/aws/gateway.py lets them win over its standard/5 default);
     # checked here so that a bad value stops the process with its name, not a traceback.
     aws_retry_mode: Literal["standard", "adaptive", "legacy"] | None = Field(
         None, validation_alias="AWS_RETRY_MODE"
@@ -206,6 +187,8 @@ class Settings(BaseSettings):
     @field_validator("regions")
     @classmethod
     def _workspaces_regions(cls, value: list[str]) -> list[str]:
+        from bot.aws.regions import workspaces_regions  # botocore is only read there
+
         known = workspaces_regions()
         for region in value:
             if region in known:
@@ -227,8 +210,8 @@ class Settings(BaseSettings):
     @field_validator("digest_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        # The parser the digests use (bot/digests.py Schedule.trigger); imported here alone,
-        # bot/digests.py pulls in the whole domain.
+        # The parser the digests use (bot/domain/digests.py Schedule.trigger); imported here alone,
+        # bot/domain/digests.py pulls in the whole domain.
         from apscheduler.triggers.cron import CronTrigger
 
         cron = " ".join(value.split())
@@ -267,7 +250,7 @@ class Settings(BaseSettings):
         return [a for a in self.approvers if a[0] == "S"]
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the environment; a bad value becomes a ConfigError naming the variable."""
     from pydantic import ValidationError
 

@@ -13,14 +13,12 @@ import tempfile
 from typing import Any
 
 from bot import redact
-from bot.app import build_app
 from bot.config import Settings
 from bot.fakes.slack import SlackUser, SlackWebAPI, find_buttons, render_transcript
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator, seed_demo_data
-from bot.ids import Action
-from bot.scheduler import build_scheduler
-from bot.server import WsgiApp, make_server
-from bot.services import build_services
+from bot.jobs.scheduler import build_scheduler
+from bot.runtime import build_services, http_server
+from bot.slack.ids import Action
 from storage.db import ensure_schema
 
 REGIONS = ("us-east-1", "eu-west-1")
@@ -56,16 +54,7 @@ def run_demo() -> int:
         )
         services = build_services(settings)
         ensure_schema(services.engine)
-        server = make_server(
-            WsgiApp(
-                build_app(settings, services),
-                services.engine,
-                signing_secret=signing_secret,
-                api_url=settings.slack_api_url,
-            ),
-            host="127.0.0.1",
-            port=0,
-        ).start()
+        server = http_server(services, host="127.0.0.1", port=0).start()
         scheduler = build_scheduler(services)
         scheduler.start()
         try:

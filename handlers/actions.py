@@ -10,10 +10,12 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import blocks, decisions, digests, updates
+from bot.domain import approval, decisions, digests, listing
+from bot.domain.context import Services
+from bot.domain.requests import Refused
 from bot.errors import WsimgError
-from bot.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action, matcher
-from bot.services import Services
+from bot.slack import blocks
+from bot.slack.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action, matcher
 from handlers.errors import answers_errors, report
 
 
@@ -21,8 +23,7 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str, str, str | None]:
     """(action_id, value, user_id, channel_id) of a block_actions payload, forged or not."""
     actions = body.get("actions") or [{}]
     action = actions[0] if isinstance(actions[0], dict) else {}
-    user = body.get("user") if isinstance(body.get("user"), dict) else {}
-    channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
+    user, channel = _object(body, "user"), _object(body, "channel")
     return (
         str(action.get("action_id", "")),
         str(action.get("value", "")),
@@ -31,9 +32,15 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str, str, str | None]:
     )
 
 
+def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """``body[key]`` when it is an object, else an empty one."""
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _message(body: dict[str, Any]) -> tuple[str, str]:
     """(channel, ts) of the channel message clicked on; ("", "") for anything else."""
-    container = body.get("container") if isinstance(body.get("container"), dict) else {}
+    container = _object(body, "container")
     channel, ts = container.get("channel_id"), container.get("message_ts")
     if container.get("is_ephemeral") or not (isinstance(channel, str) and isinstance(ts, str)):
         return "", ""
@@ -56,7 +63,7 @@ def _closing(body: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
     """The reason modal's submission as decisions.close takes it (private_metadata is ours,
     but it came back through the client: it is checked again there)."""
     data = _metadata(view)
-    user = body.get("user") if isinstance(body.get("user"), dict) else {}
+    user = _object(body, "user")
     return {
         "request_id": str(data.get("request", "")),
         "user_id": str(user.get("id", "")),
@@ -78,14 +85,14 @@ def register(app: App, services: Services) -> None:
     def approve(body: dict[str, Any], respond: Respond) -> None:
         _, key, user_id, channel_id = _clicked(body)
         try:
-            approval = updates.approve(
+            approved = approval.approve(
                 services, offer_key=key, user_id=user_id, channel_id=channel_id
             )
-        except updates.Refused as refused:
+        except Refused as refused:
             if refused.page is not None:  # show the list as it now stands, then say why
                 respond(replace_original=True, **blocks.listing(refused.page))
             raise
-        respond(replace_original=True, **blocks.listing(approval.page))
+        respond(replace_original=True, **blocks.listing(approved.page))
 
     @answers_errors
     def confirm(body: dict[str, Any], respond: Respond) -> None:  # respond: for errors
@@ -136,21 +143,21 @@ def register(app: App, services: Services) -> None:
         action, key, _, _ = _clicked(body)
         target = action.rpartition(":")[2]
         number = int(target) if target.isascii() and target.isdecimal() and len(target) < 7 else 1
-        listing = updates.page_for_key(services, key=key, page=number)
-        respond(replace_original=True, **blocks.listing(listing))
+        page_ = listing.page_for_key(services, key=key, page=number)
+        respond(replace_original=True, **blocks.listing(page_))
 
     @answers_errors
     def snooze(body: dict[str, Any], respond: Respond) -> None:
         _, key, user_id, _ = _clicked(body)
-        listing = digests.snooze(services, offer_key=key, user_id=user_id)
-        respond(replace_original=True, **blocks.listing(listing))
+        snoozed = digests.snooze(services, offer_key=key, user_id=user_id)
+        respond(replace_original=True, **blocks.listing(snoozed))
 
     @answers_errors
     def open_group(body: dict[str, Any], respond: Respond) -> None:
         _, key, _, _ = _clicked(body)
-        listing = updates.page_for_key(services, key=key)
+        group = listing.page_for_key(services, key=key)
         # A new message for the clicker: the digest itself stays as the channel saw it.
-        respond(response_type="ephemeral", replace_original=False, **blocks.listing(listing))
+        respond(response_type="ephemeral", replace_original=False, **blocks.listing(group))
 
     app.action(matcher(Action.APPROVE))(ack=_ack, lazy=[approve])
     app.action(matcher(Action.CONFIRM))(ack=_ack, lazy=[confirm])

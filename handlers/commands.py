@@ -1,6 +1,6 @@
 """The /wsimg slash command: acknowledged at once, answered after the work is done.
 
-The ack also admits the command under the per-user limits (bot/limits.py): a command over a
+The ack also admits the command under the per-user limits (bot/slack/limits.py): a command over a
 limit is answered in the ack itself and does no work; an admitted one carries its ticket to the
 lazy listener in Bolt's context, which releases it as the answer goes out, or when it fails.
 """
@@ -13,9 +13,10 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk.webhook import WebhookResponse
 
-from bot import blocks, digests, updates
-from bot.limits import CommandLimits, LimitReached, Ticket
-from bot.services import Services
+from bot.domain import audit, digests, listing
+from bot.domain.context import Services
+from bot.slack import blocks
+from bot.slack.limits import CommandLimits, LimitReached, Ticket
 from handlers.errors import answers_errors
 
 COMMAND = "/wsimg"
@@ -68,23 +69,19 @@ def _everything(args: list[str]) -> tuple[list[str], bool]:
 def register(app: App, services: Services) -> None:
     def updates_(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
         region = args[0] if args else None
-        page = updates.list_updates(services, user_id=user_id, channel_id=channel_id, region=region)
+        page = listing.list_updates(services, user_id=user_id, channel_id=channel_id, region=region)
         respond(response_type="ephemeral", **blocks.listing(page))
 
     def status(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
         rest, everything = _everything(args)
-        who = updates.viewer(
-            services, user_id=user_id, channel_id=channel_id, everything=everything
-        )
-        found = updates.status(services, query=rest[0] if rest else None, who=who)
+        who = audit.viewer(services, user_id=user_id, channel_id=channel_id, everything=everything)
+        found = audit.status(services, query=rest[0] if rest else None, who=who)
         respond(response_type="ephemeral", **blocks.status(found, everywhere=everything))
 
     def history(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
         rest, everything = _everything(args)
-        who = updates.viewer(
-            services, user_id=user_id, channel_id=channel_id, everything=everything
-        )
-        recent = updates.history(services, who=who, limit=_number(rest, updates.HISTORY_DEFAULT))
+        who = audit.viewer(services, user_id=user_id, channel_id=channel_id, everything=everything)
+        recent = audit.history(services, who=who, limit=_number(rest, audit.HISTORY_DEFAULT))
         respond(response_type="ephemeral", **blocks.history(recent, everywhere=everything))
 
     def digest(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.context.respond import Respond
 
-from bot import blocks
 from bot.errors import WsimgError
+from bot.slack import blocks
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,7 @@ log = logging.getLogger(__name__)
 def report(error: BaseException, respond: Respond | None) -> None:
     if isinstance(error, WsimgError):
         log.info("answered with: %s", error.user_message)
-        if error.mrkdwn:
-            message = blocks.text_message(f":warning: {error.mrkdwn}")
-        else:
-            message = blocks.error_message(error.user_message)
+        message = blocks.refusal_message(error)
     else:
         error_id = uuid.uuid4().hex[:8]
         log.error("unexpected error %s", error_id, exc_info=error)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import CursorResult, Result, delete, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -79,12 +79,17 @@ def listing_totals(*, session: Session, listing_id: str) -> tuple[int, int]:
     return total, regions
 
 
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (a CursorResult's; Result's type does not say so)."""
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
 def purge_listings(*, session: Session, before: datetime) -> int:
     """Delete listings (and their offers) made before ``before``; the number of listings.
     Their buttons have expired by then; what was done with them stays in the event log."""
     old = select(Listing.id).where(col(Listing.created_at) < before)
     session.execute(delete(Offer).where(col(Offer.listing_id).in_(old)))
-    return session.execute(delete(Listing).where(col(Listing.created_at) < before)).rowcount
+    return _rowcount(session.execute(delete(Listing).where(col(Listing.created_at) < before)))
 
 
 def create_request(*, session: Session, request: UpdateRequest) -> bool:
@@ -125,8 +130,8 @@ SHORT_ID = 8  # the request id as users see it (UpdateRequest.short_id)
 def find_request(*, session: Session, identifier: str, scope: Scope) -> UpdateRequest | None:
     """The newest request in ``scope`` whose id (in full, or as shown), new image id or source
     image id is exactly ``identifier``. Never a prefix: `c` finds nothing."""
-    matches = (UpdateRequest.new_image_id == identifier) | (
-        UpdateRequest.source_image_id == identifier
+    matches = (col(UpdateRequest.new_image_id) == identifier) | (
+        col(UpdateRequest.source_image_id) == identifier
     )
     if len(identifier) == SHORT_ID:
         matches |= func.substr(col(UpdateRequest.id), 1, SHORT_ID) == identifier
@@ -190,8 +195,7 @@ def transition(
         statement = statement.where(col(UpdateRequest.updated_at) < stale_before)
     if held_by is not None:
         statement = statement.where(col(UpdateRequest.worker_id) == held_by)
-    result = session.execute(statement)
-    return result.rowcount == 1
+    return _rowcount(session.execute(statement)) == 1
 
 
 def set_fields(*, session: Session, request_id: str, **values: Any) -> None:
@@ -229,7 +233,7 @@ def recent_requests(
 
 def followups_due(*, session: Session) -> list[UpdateRequest]:
     """Finished builds whose follow-up is not posted yet, claimed or not: the caller decides
-    whether a claim it finds was abandoned (bot/updates.py)."""
+    whether a claim it finds was abandoned (bot/domain/poller.py)."""
     query = select(UpdateRequest).where(
         col(UpdateRequest.state).in_([State.available.value, State.error.value]),
         col(UpdateRequest.followup_posted_at).is_(None),
@@ -252,7 +256,7 @@ def claim_followup(
         )
         .values(followup_claimed_at=utcnow(), followup_claimed_by=claimant)
     )
-    return session.execute(statement).rowcount == 1
+    return _rowcount(session.execute(statement)) == 1
 
 
 def finish_followup(*, session: Session, request_id: str, posted: bool) -> None:

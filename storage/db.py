@@ -22,7 +22,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import Session
 
-from bot.errors import ConfigError
+
+class DatabaseError(Exception):
+    """The database named by DATABASE_URL cannot be used; ``user_message`` says why and what to
+    do (never the password). Storage imports nothing from bot/, so the CLI turns this into its
+    one-line error itself."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any fixed number: the PostgreSQL advisory lock that serialises concurrent upgrades.
@@ -31,11 +40,11 @@ _MIGRATION_LOCK_ID = 0x7773696D67
 
 def make_engine(url: str) -> Engine:
     """The engine for a DATABASE_URL; a URL SQLAlchemy cannot use (no such dialect, its driver
-    not installed) is a ConfigError naming DATABASE_URL. Nothing is connected yet."""
+    not installed) is a DatabaseError naming DATABASE_URL. Nothing is connected yet."""
     try:
         return _make_engine(url)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(
+        raise DatabaseError(
             "Configuration error: DATABASE_URL cannot be used: "
             f"{_one_line(str(exc), url)}. Write it as sqlite:///path/to/wsimg.db or "
             "postgresql://user:password@host:5432/dbname (pip install 'wsimg[postgres]')."
@@ -93,13 +102,13 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
 
 
 def check_connection(engine: Engine) -> None:
-    """Connect once; a database that cannot be reached or opened is a ConfigError naming
+    """Connect once; a database that cannot be reached or opened is a DatabaseError naming
     DATABASE_URL and saying what to check (the password is never shown)."""
     try:
         with engine.connect():
             pass
     except DBAPIError as exc:
-        raise ConfigError(_unreachable(engine, exc)) from exc
+        raise DatabaseError(_unreachable(engine, exc)) from exc
 
 
 def _unreachable(engine: Engine, exc: DBAPIError) -> str:
@@ -173,7 +182,7 @@ def ensure_schema(engine: Engine) -> None:
         # its lock and then finds nothing left to do.
         upgrade(engine)
         return
-    raise ConfigError(
+    raise DatabaseError(
         f"The database schema is at {current}, this wsimg needs {head}: run `wsimg db upgrade`."
     )
 

@@ -98,7 +98,7 @@ class UpdateRequest(UpdateRequestBase, table=True):
     # processes (NULLs never collide, on SQLite and PostgreSQL alike).
     active_key: str | None = Field(default=None, max_length=160, unique=True)
     # The process (host:pid:token) that moved it to approved/submitting last: a process that
-    # finds that one dead on its own host takes the request over at once (bot/updates.py).
+    # finds that one dead on its own host takes the request over at once (bot/domain/poller.py).
     worker_id: str | None = Field(default=None, max_length=96)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 
-from bot.app import build_app
 from bot.config import Settings
+from bot.domain.poller import PollReport, poll
 from bot.fakes.slack import HttpResult, SlackUser, SlackWebAPI, find_buttons
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
-from bot.server import Server, WsgiApp, make_server
-from bot.services import Services, build_services
-from bot.updates import PollReport, poll
+from bot.runtime import Services, build_services, http_server
+from bot.slack.server import Server
 from storage.db import ensure_schema
 from tests.postgres import PostgresServer, PostgresUnavailable
 
@@ -189,17 +188,7 @@ class World:
 
 
 def serve(services: Services) -> tuple[str, Server]:
-    app = build_app(services.settings, services)
-    server = make_server(
-        WsgiApp(
-            app,
-            services.engine,
-            signing_secret=SIGNING_SECRET,
-            api_url=services.settings.slack_api_url,
-        ),
-        host="127.0.0.1",
-        port=0,
-    ).start()
+    server = http_server(services, host="127.0.0.1", port=0).start()
     return f"http://127.0.0.1:{server.port}/slack/events", server
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from botocore.retries.standard import ExponentialBackoff
 
+from bot.aws.gateway import WorkSpacesGateway
 from bot.fakes.slack import SlackWebAPI
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
-from bot.gateway import WorkSpacesGateway
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.processes import WsimgProcess, free_port, process_env
 

@@ -17,8 +17,15 @@ import pytest
 
 from bot.fakes.slack import SlackUser, SlackWebAPI
 from bot.fakes.workspaces import WorkSpacesSimulator
-from bot.limits import LISTINGS, STALE_SECONDS, BoundedExecutor, CommandLimits, LimitReached, Rate
-from bot.server import REQUEST_READ_SECONDS
+from bot.slack.limits import (
+    LISTINGS,
+    STALE_SECONDS,
+    BoundedExecutor,
+    CommandLimits,
+    LimitReached,
+    Rate,
+)
+from bot.slack.server import REQUEST_READ_SECONDS
 from tests.benchmarks.load import (
     SLACK_ACK_SECONDS,
     Asked,

@@ -36,12 +36,12 @@ import sqlalchemy as sa
 from slack_sdk.http_retry import builtin_handlers
 
 from bot import redact
+from bot.aws.gateway import WorkSpacesGateway
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from bot.fakes.slack import STALE_SECONDS, HttpResult, SlackUser, SlackWebAPI
 from bot.fakes.workspaces import WorkSpacesSimulator
-from bot.gateway import WorkSpacesGateway
-from bot.server import MAX_BODY_BYTES
+from bot.slack.server import MAX_BODY_BYTES
 from storage import crud
 from storage.db import unit_of_work
 from tests.conftest import (
@@ -392,7 +392,7 @@ def test_slack_failing_chat_post_message(evidence: Evidence, failure: str) -> No
     # Nor the digest: a Slack error inside a handler.
     fail(world.slack, "chat.postMessage", 1)
     answer = evidence.answer(evidence.command("digest"))
-    assert "went wrong" in json.dumps(answer)
+    assert "Slack did not take the digest" in json.dumps(answer)
     assert [c for c in world.slack.calls if not c.ok]
     evidence.check()
 
@@ -486,12 +486,12 @@ def test_exceptions_carrying_the_secrets_inside_handlers_and_jobs(
     listing = evidence.answer(evidence.command("updates"))
 
     # In a lazy listener (after the ack).
-    monkeypatch.setattr("bot.updates.list_updates", _leaky)
+    monkeypatch.setattr("bot.domain.listing.list_updates", _leaky)
     answer = evidence.answer(evidence.command("updates"))
     assert "went wrong" in json.dumps(answer)
 
     # In the ack itself (Bolt's error handler answers).
-    monkeypatch.setattr("bot.blocks.help_message", _leaky)
+    monkeypatch.setattr("bot.slack.blocks.help_message", _leaky)
     ack = evidence.command("no-such-subcommand")
     world.slack.wait_for_response(ack.response_url, lambda p: "went wrong" in json.dumps(p))
 
@@ -663,7 +663,8 @@ def test_serve_answering_through_slack_and_aws_failures(
     assert not response_url_leaks([(log.name, text)], results)
     assert redact.URL_MARK in text  # the process logged them at DEBUG, redacted
     assert results[0].status == 401
-    assert "may not approve" in json.dumps(refused) and "went wrong" in json.dumps(failed)
+    assert "may not approve" in json.dumps(refused)
+    assert "Slack did not take the digest" in json.dumps(failed)
     assert [c.params["SourceImageId"] for c in simulator.calls if "Create" in c.operation] == [
         image
     ]
@@ -695,7 +696,7 @@ def test_serve_logs_a_handler_exception_carrying_the_secrets_redacted(
     simulator, slack = fakes
     env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db")
     log = tmp_path / "serve.log"
-    prelude = LEAKY.format(app_token=APP_TOKEN, module="updates", function="list_updates")
+    prelude = LEAKY.format(app_token=APP_TOKEN, module="domain.listing", function="list_updates")
     proc = _wsimg("serve", env=env, log=log, prelude=prelude)
     try:
         _wait_until_serving(proc, log)
@@ -718,7 +719,7 @@ def test_serve_crashing_with_the_secrets_in_its_exception(
     simulator, slack = fakes
     env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db")
     log = tmp_path / "serve.log"
-    prelude = LEAKY.format(app_token=APP_TOKEN, module="server", function="make_server")
+    prelude = LEAKY.format(app_token=APP_TOKEN, module="slack.server", function="make_server")
     assert _finish(_wsimg("serve", env=env, log=log, prelude=prelude)) == 1
     assert f"RuntimeError: boom: {redact.MARK}" in _check_process(log, slack)
 

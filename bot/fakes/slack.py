@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from bot.fakes.workspaces import Hold
-from bot.render import blocks_to_text, mrkdwn_to_text
+from bot.slack.render import blocks_to_text, mrkdwn_to_text
 
 __all__ = [
     "BOT_ID",
@@ -642,7 +642,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         try:
-            status, headers, payload = self.server.api._handle(verb, self.path, self.headers, body)
+            status, headers, payload = self.server.api._handle(
+                verb, self.path, dict(self.headers.items()), body
+            )
         except Exception as exc:  # noqa: BLE001 - a fake must answer, never kill its thread
             status, headers = 500, {"Content-Type": "application/json; charset=utf-8"}
             payload = json.dumps({"ok": False, "error": "fatal_error", "detail": repr(exc)})
@@ -1307,7 +1309,8 @@ class SlackWebAPI:
             return None
         matches = [v for v in self._views.values() if v.external_id == str(external_id)]
         open_ones = [v for v in matches if not v.closed]
-        return (open_ones or matches or [None])[-1]
+        candidates = open_ones or matches
+        return candidates[-1] if candidates else None
 
     def _external_id_taken(self, view: Mapping[str, Any], but: str | None = None) -> bool:
         external_id = view.get("external_id")
@@ -1752,7 +1755,7 @@ def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
             raw = part.get_payload(decode=True) or b""
-            if name:
+            if name and isinstance(raw, bytes):
                 out[str(name)] = raw.decode("utf-8", errors="replace")
         return out
     return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
@@ -2067,7 +2070,7 @@ class SlackUser:
         self, view: ModalView | Mapping[str, Any] | str
     ) -> tuple[dict[str, Any], ModalView | None]:
         """The view payload to send and the fake's record of it (None for a hand-made dict)."""
-        view_id = view.id if isinstance(view, ModalView) else view
+        view_id: Any = view.id if isinstance(view, ModalView) else view
         if isinstance(view_id, Mapping):
             view_id = view_id.get("id")
         record = self.api.view(view_id) if isinstance(view_id, str) else None
@@ -2210,8 +2213,8 @@ def _state_values(
     """``view.state.values`` for a submission of ``blocks`` with ``values`` entered, and the
     entries as ``(label, shown value)`` for the transcript. Every input block is included, as
     Slack does (``None`` / ``[]`` when left empty); other elements only when given."""
-    elements = {
-        (b.get("block_id"), e.get("action_id")): (b, e)
+    elements: dict[tuple[str, str], tuple[Mapping[str, Any], dict[str, Any]]] = {
+        (str(b.get("block_id")), str(e.get("action_id"))): (b, e)
         for b in blocks
         for e in _block_elements(b)
         if e.get("type") in _STATE_KEYS

@@ -8,11 +8,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from bot import digests
-from bot.digests import Schedule, due_slots, ensure_default_subscription, run_due, shortest_gap
+from bot.domain import digests
+from bot.domain.digests import (
+    Schedule,
+    due_slots,
+    ensure_default_subscription,
+    run_due,
+    shortest_gap,
+)
+from bot.domain.policy import ApproverPolicy
 from bot.fakes.slack import SlackUser, blocks_to_text, find_buttons
-from bot.policy import ApproverPolicy
-from bot.services import Services, build_services
+from bot.runtime import Services, build_services
+from bot.slack.groups import SlackGroups
 from storage import crud
 from storage.db import session_scope
 from storage.models import DigestSlot, Event, Sighting, Subscription, utcnow
@@ -336,7 +343,10 @@ def test_a_non_approver_may_not_change_or_post_digests(world: World, text: str) 
 
 def test_a_digest_manager_may_subscribe_and_post(world: World) -> None:
     world.services.policy = ApproverPolicy(
-        users=[APPROVER], groups=[], client=world.services.slack, digest_managers=[OUTSIDER]
+        users=[APPROVER],
+        groups=[],
+        members=SlackGroups(world.services.slack),
+        digest_managers=[OUTSIDER],
     )
     answer = blocks_to_text(
         world.answer(world.command("subscribe 08:30 UTC", user_id=OUTSIDER, channel_id="C0DIGEST"))[

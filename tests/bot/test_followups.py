@@ -9,8 +9,8 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bot.updates import NOT_FOUND_GRACE, ORPHAN_AFTER
-from bot.worker import HOST, WORKER_ID, started
+from bot.domain.identity import HOST, WORKER_ID, started
+from bot.domain.poller import NOT_FOUND_GRACE, ORPHAN_AFTER
 from storage import crud
 from storage.db import session_scope, unit_of_work
 from storage.models import State, UpdateRequest, utcnow

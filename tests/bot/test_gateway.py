@@ -17,16 +17,11 @@ from botocore.exceptions import (
 )
 from botocore.retries.standard import ExponentialBackoff
 
-from bot.errors import (
-    AwsError,
-    ConfigError,
-    WsimgError,
-    aws_error_from_botocore_error,
-    aws_error_from_client_error,
-)
+from bot.aws.errors import aws_error_from_botocore_error, aws_error_from_client_error
+from bot.aws.gateway import Image, Listing, Target, WorkSpacesGateway
+from bot.domain.naming import updated_image_description, updated_image_name
+from bot.errors import AwsError, ConfigError, WsimgError
 from bot.fakes.workspaces import CLEARED_ENV, DEFAULT_ACCOUNT, WorkSpacesSimulator
-from bot.gateway import Image, Listing, Target, WorkSpacesGateway
-from bot.naming import updated_image_description, updated_image_name
 
 OTHER_ACCOUNT = "210987654321"
 ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/wsimg-reader"

@@ -8,7 +8,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.naming import (
+from bot.domain.naming import (
     DESCRIPTION_PATTERN,
     NAME_PATTERN,
     TAG_KEY_MAX,

@@ -31,7 +31,7 @@ from bot.fakes.slack import (
     validate_blocks,
     validate_view,
 )
-from bot.render import RULE, blocks_to_text
+from bot.slack.render import RULE, blocks_to_text
 
 TOKEN = "xoxb-test"
 SECRET = "signing-secret-for-tests"

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlmodel import select
 
+from bot.domain.naming import TAG_APPROVED_BY, TAG_REQUEST_ID, TAG_SOURCE_IMAGE_ID
 from bot.fakes.slack import validate_blocks
-from bot.naming import TAG_APPROVED_BY, TAG_REQUEST_ID, TAG_SOURCE_IMAGE_ID
-from bot.render import blocks_to_text
+from bot.slack.render import blocks_to_text
 from storage.db import session_scope
 from storage.models import Event, State, UpdateRequest
 from tests.conftest import APPROVER, GROUP_MEMBER, OUTSIDER, World

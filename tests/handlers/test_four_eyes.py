@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot import decisions
 from bot.config import Settings
+from bot.domain import decisions
+from bot.domain.naming import TAG_APPROVED_BY, TAG_REQUESTED_BY
 from bot.fakes.slack import Message, find_buttons
-from bot.naming import TAG_APPROVED_BY, TAG_REQUESTED_BY
-from bot.render import blocks_to_text
-from bot.scheduler import poll_job
+from bot.jobs.scheduler import poll_job
+from bot.slack.render import blocks_to_text
 from storage.db import session_scope
 from storage.models import Event, Listing, Offer, State, UpdateRequest, utcnow
 from tests.conftest import APPROVER, GROUP_MEMBER, OUTSIDER, World

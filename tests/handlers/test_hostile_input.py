@@ -44,15 +44,13 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlmodel import func, select
 
-from bot import limits
-from bot.app import build_app
 from bot.config import Settings
 from bot.fakes.slack import HttpResult, SlackUser, SlackWebAPI, find_buttons
 from bot.fakes.workspaces import WorkSpacesSimulator
-from bot.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action
-from bot.inbound import USER_ID
-from bot.server import WsgiApp, make_server
-from bot.services import build_services
+from bot.runtime import build_app, build_services, http_server
+from bot.slack import limits
+from bot.slack.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action
+from bot.slack.inbound import USER_ID
 from storage.db import ensure_schema, session_scope
 from storage.models import Offer, UpdateRequest
 from tests.conftest import APPROVER, GROUP, GROUP_MEMBER, OUTSIDER, REGIONS, SIGNING_SECRET, World
@@ -250,7 +248,7 @@ def hostile(
     """``world`` built as tests/conftest.py builds it, around an app we can wait on; with
     images to list and the offer keys of real listings (several users, channels, regions).
 
-    The per-user command limits (bot/limits.py, tested in tests/test_load.py) are lifted: this
+    The per-user command limits (bot/slack/limits.py, tested in tests/test_load.py) are lifted: this
     suite sends hundreds of commands from a few users to see every one handled, not refused."""
     caplog.set_level(logging.ERROR)
     unlimited = limits.Rate(burst=10**6, per_minute=10**6)
@@ -263,16 +261,7 @@ def hostile(
     executor = _TrackingExecutor(runner.listener_executor)
     runner.listener_executor = executor
     runner.lazy_listener_runner.executor = executor  # type: ignore[attr-defined]
-    server = make_server(
-        WsgiApp(
-            app,
-            services.engine,
-            signing_secret=SIGNING_SECRET,
-            api_url=services.settings.slack_api_url,
-        ),
-        host="127.0.0.1",
-        port=0,
-    ).start()
+    server = http_server(services, app=app, host="127.0.0.1", port=0).start()
     events_url = f"http://127.0.0.1:{server.port}/slack/events"
     world = World(
         simulator=simulator,
@@ -525,7 +514,7 @@ class Form:
             and f.get("response_url") == FRESH_URL
             and f.get("user_id") in (APPROVER, OUTSIDER)
             and f.get("channel_id") == "C0OPS"
-            and f.get("team_id") == "T0WSIMG"  # this installation's (bot/installation.py)
+            and f.get("team_id") == "T0WSIMG"  # this installation's (bot/slack/installation.py)
             and f.get("api_app_id") == "A0WSIMG"
             and isinstance(f.get("text"), str)
             and _subcommand(f["text"]) in SUBCOMMANDS
@@ -837,7 +826,7 @@ def _answered(forged: Forged) -> bool:
 
 
 def test_our_action_ids_with_forged_values(hostile: Hostile, subtests: pytest.Subtests) -> None:
-    """A subtest per action id prefix (bot/ids.py), each with its share of examples."""
+    """A subtest per action id prefix (bot/slack/ids.py), each with its share of examples."""
     for action in Action:
         with subtests.test(msg=action.value):
 

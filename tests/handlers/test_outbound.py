@@ -23,7 +23,7 @@ from sqlmodel import select
 
 from bot.config import Settings
 from bot.fakes.slack import APP_ID, VERIFICATION_TOKEN, HttpResult, ModalView, find_buttons
-from bot.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT
+from bot.slack.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT
 from storage.db import session_scope
 from storage.models import State, UpdateRequest
 from tests.conftest import APPROVER, GROUP_MEMBER, World

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.render import blocks_to_text
+from bot.slack.render import blocks_to_text
 from storage.db import session_scope
 from storage.models import UpdateRequest
 from tests.conftest import APPROVER, World

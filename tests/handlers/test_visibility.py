@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from bot.config import Settings
 from bot.fakes.slack import find_buttons
-from bot.render import blocks_to_text
+from bot.slack.render import blocks_to_text
 from storage.db import session_scope
 from storage.models import Event, State, UpdateRequest
 from tests.conftest import APPROVER, GROUP_MEMBER, OUTSIDER, World

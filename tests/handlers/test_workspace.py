@@ -1,5 +1,5 @@
 """Only this installation is served: signed requests from another workspace, Enterprise Grid
-org or app are refused before any listener runs (bot/installation.py).
+org or app are refused before any listener runs (bot/slack/installation.py).
 
 One signing secret covers every workspace of a distributed app and every workspace of an
 org-wide install, so these requests are signed exactly as Slack signs them. The HTTP answer is
@@ -44,7 +44,7 @@ def settings(settings: Settings, team_ids: list[str]) -> Settings:
 
 @pytest.fixture
 def refusals(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.WARNING, logger="bot.installation")
+    caplog.set_level(logging.WARNING, logger="bot.slack.installation")
     return caplog
 
 
@@ -52,7 +52,7 @@ def _refused(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         record.getMessage()
         for record in caplog.records
-        if record.name == "bot.installation" and record.levelno == logging.WARNING
+        if record.name == "bot.slack.installation" and record.levelno == logging.WARNING
     ]
 
 

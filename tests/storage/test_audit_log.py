@@ -17,7 +17,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
-from bot.updates import move
+from bot.domain.requests import move
 from storage import crud
 from storage.db import session_scope, unit_of_work
 from storage.models import Event, State, UpdateRequest

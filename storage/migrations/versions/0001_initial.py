@@ -8,8 +8,8 @@ Create Date: 2026-11-26 23:30:18.129788
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
+from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -22,10 +22,10 @@ def upgrade() -> None:
     op.create_table(
         "event",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("request_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("request_id", AutoString(length=32), nullable=True),
+        sa.Column("actor", AutoString(length=64), nullable=False),
+        sa.Column("kind", AutoString(length=32), nullable=False),
         sa.Column("detail", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -35,25 +35,21 @@ def upgrade() -> None:
 
     op.create_table(
         "offer",
-        sa.Column("listing_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("listing_id", AutoString(length=32), nullable=False),
         sa.Column("page", sa.Integer(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("account_id", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
-        sa.Column("region", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("image_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("image_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column(
-            "update_description", sqlmodel.sql.sqltypes.AutoString(length=512), nullable=True
-        ),
-        sa.Column(
-            "not_updatable_reason", sqlmodel.sql.sqltypes.AutoString(length=512), nullable=True
-        ),
-        sa.Column("listed_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("channel_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("account_id", AutoString(length=12), nullable=False),
+        sa.Column("region", AutoString(length=32), nullable=False),
+        sa.Column("image_id", AutoString(length=80), nullable=False),
+        sa.Column("image_name", AutoString(length=255), nullable=False),
+        sa.Column("platform", AutoString(length=32), nullable=True),
+        sa.Column("update_description", AutoString(length=512), nullable=True),
+        sa.Column("not_updatable_reason", AutoString(length=512), nullable=True),
+        sa.Column("listed_by", AutoString(length=32), nullable=False),
+        sa.Column("channel_id", AutoString(length=32), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("key", AutoString(length=64), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key"),
     )
@@ -62,34 +58,30 @@ def upgrade() -> None:
 
     op.create_table(
         "update_request",
-        sa.Column("account_id", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
-        sa.Column("region", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("source_image_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column(
-            "source_image_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False
-        ),
-        sa.Column(
-            "update_description", sqlmodel.sql.sqltypes.AutoString(length=512), nullable=True
-        ),
-        sa.Column("requested_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("approved_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("channel_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("message_ts", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("offer_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("new_image_name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("new_image_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
-        sa.Column("error_code", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
-        sa.Column("error_message", sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("active_key", sqlmodel.sql.sqltypes.AutoString(length=160), nullable=True),
-        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("approved_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-        sa.Column("submitted_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-        sa.Column("completed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-        sa.Column("followup_claimed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-        sa.Column("followup_posted_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("account_id", AutoString(length=12), nullable=False),
+        sa.Column("region", AutoString(length=32), nullable=False),
+        sa.Column("source_image_id", AutoString(length=80), nullable=False),
+        sa.Column("source_image_name", AutoString(length=255), nullable=False),
+        sa.Column("update_description", AutoString(length=512), nullable=True),
+        sa.Column("requested_by", AutoString(length=32), nullable=False),
+        sa.Column("approved_by", AutoString(length=32), nullable=True),
+        sa.Column("channel_id", AutoString(length=32), nullable=True),
+        sa.Column("message_ts", AutoString(length=32), nullable=True),
+        sa.Column("offer_key", AutoString(length=64), nullable=True),
+        sa.Column("new_image_name", AutoString(length=64), nullable=True),
+        sa.Column("new_image_id", AutoString(length=80), nullable=True),
+        sa.Column("error_code", AutoString(length=128), nullable=True),
+        sa.Column("error_message", AutoString(length=2048), nullable=True),
+        sa.Column("id", AutoString(length=32), nullable=False),
+        sa.Column("state", AutoString(length=16), nullable=False),
+        sa.Column("active_key", AutoString(length=160), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("approved_at", UTCDateTime(), nullable=True),
+        sa.Column("submitted_at", UTCDateTime(), nullable=True),
+        sa.Column("completed_at", UTCDateTime(), nullable=True),
+        sa.Column("followup_claimed_at", UTCDateTime(), nullable=True),
+        sa.Column("followup_posted_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("active_key"),
     )

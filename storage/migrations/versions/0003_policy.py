@@ -8,8 +8,8 @@ Create Date: 2026-11-27 04:00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
+from sqlmodel.sql.sqltypes import AutoString
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -18,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _string(length: int) -> sa.types.TypeEngine:
-    return sqlmodel.sql.sqltypes.AutoString(length=length)
+    return AutoString(length=length)
 
 
 def upgrade() -> None:

@@ -13,8 +13,8 @@ create the triggers again.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
+from sqlmodel.sql.sqltypes import AutoString
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -60,4 +60,4 @@ def downgrade() -> None:
 
 
 def _string(length: int) -> sa.types.TypeEngine:
-    return sqlmodel.sql.sqltypes.AutoString(length=length)
+    return AutoString(length=length)

@@ -16,23 +16,23 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import IntegrityError
 
-from bot import blocks, updates
+from bot.aws.gateway import Image
+from bot.domain import listing as listings
+from bot.domain.context import Services
+from bot.domain.identity import WORKER_ID
+from bot.domain.pages import OVERDUE_DAYS, Digest, Entry, GroupSummary, ListingPage
+from bot.domain.requests import NotAllowed, StaleButton, record_refusal
 from bot.errors import WsimgError
-from bot.gateway import Image
-from bot.services import Services
-from bot.updates import Entry, ListingPage
-from bot.worker import WORKER_ID
 from storage import crud
 from storage.db import session_scope, unit_of_work
 from storage.models import IN_FLIGHT, Snooze, Subscription, image_key, utcnow
 
 log = logging.getLogger(__name__)
 
-SNOOZE = timedelta(days=blocks.SNOOZE_DAYS)
-OVERDUE_DAYS = 14
+SNOOZE_DAYS = 7
+SNOOZE = timedelta(days=SNOOZE_DAYS)
 GRACE = timedelta(hours=1)
 # How far back a tick looks for slots it has not handled (after a long outage, say).
 LOOKBACK = timedelta(days=2)
@@ -69,7 +69,7 @@ class NotAllowedToManage(WsimgError):
 def _may_manage(services: Services, user_id: str, what: str, channel_id: str) -> None:
     """Digests post to a whole channel and scan the whole fleet: not for anyone to change."""
     if not services.policy.can_manage_digests(user_id):
-        updates.record_refusal(services, user_id, "", f"may not {what} in {channel_id}")
+        record_refusal(services, user_id, "", f"may not {what} in {channel_id}")
         raise NotAllowedToManage(what)
 
 
@@ -264,27 +264,6 @@ def ensure_default_subscription(services: Services) -> None:
 # --- what a digest shows -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GroupSummary:
-    account_id: str
-    region: str
-    count: int
-    overdue: int
-    in_flight: int
-    first_key: str
-    position: int
-
-
-@dataclass(frozen=True)
-class Digest:
-    page: ListingPage
-    groups: list[GroupSummary]
-    overdue: list[Entry]
-    snoozed: int
-    quiet: bool = False
-    overdue_days: int = OVERDUE_DAYS
-
-
 def build_digest(
     services: Services, *, user_id: str, channel_id: str | None, quiet: bool = False
 ) -> Digest:
@@ -298,11 +277,11 @@ def build_digest(
             return True
         return False
 
-    listing = updates.make_listing(
+    listing = listings.make_listing(
         services, kind="digest", user_id=user_id, channel_id=channel_id, skip=skip
     )
     with session_scope(services.engine) as session:
-        entries = updates.entries_for(
+        entries = listings.entries_for(
             session=session,
             offers=crud.offers_of_listing(session=session, listing_id=listing.id),
             channel_id=channel_id,
@@ -311,7 +290,7 @@ def build_digest(
     now = utcnow()
     overdue = [e for e in entries if e.first_seen and now - e.first_seen > limit]
     return Digest(
-        page=updates.load_page(services, listing_id=listing.id, page=1),
+        page=listings.load_page(services, listing_id=listing.id, page=1),
         groups=_groups(entries, limit, now),
         overdue=sorted(overdue, key=lambda e: e.first_seen or now),
         snoozed=len(hidden),
@@ -346,10 +325,7 @@ def post_digest_now(services: Services, *, channel_id: str, user_id: str) -> int
 def post_digest(services: Services, *, channel_id: str, user_id: str, quiet: bool = False) -> int:
     """Build and post a digest to a channel now; the number of messages posted."""
     digest = build_digest(services, user_id=user_id, channel_id=channel_id, quiet=quiet)
-    messages = blocks.digest(digest)
-    for message in messages:
-        # slack_sdk's RateLimitErrorRetryHandler waits out a 429 and posts again.
-        services.slack.chat_postMessage(channel=channel_id, **message)
+    messages = services.notifier.post_digest(channel_id, digest)
     with unit_of_work(services.engine) as session:
         crud.record_event(
             session=session,
@@ -357,12 +333,12 @@ def post_digest(services: Services, *, channel_id: str, user_id: str, quiet: boo
             actor=user_id,
             detail={
                 "channel": channel_id,
-                "messages": len(messages),
+                "messages": messages,
                 "images": digest.page.total_images,
                 "listing": digest.page.listing.id,
             },
         )
-    return len(messages)
+    return messages
 
 
 def snooze(services: Services, *, offer_key: str, user_id: str) -> ListingPage:
@@ -370,9 +346,9 @@ def snooze(services: Services, *, offer_key: str, user_id: str) -> ListingPage:
     with session_scope(services.engine) as session:
         offer = crud.get_offer(session=session, key=offer_key)
     if offer is None:
-        raise updates.StaleButton()
+        raise StaleButton()
     if not services.policy.can_approve(user_id):
-        raise updates.NotAllowed()
+        raise NotAllowed()
     until = utcnow() + SNOOZE
     with unit_of_work(services.engine) as session:
         crud.add_snooze(
@@ -385,7 +361,7 @@ def snooze(services: Services, *, offer_key: str, user_id: str) -> ListingPage:
             actor=user_id,
             detail={"image": offer.image_key, "until": until.isoformat()},
         )
-    return updates.load_page(services, listing_id=offer.listing_id, page=offer.page)
+    return listings.load_page(services, listing_id=offer.listing_id, page=offer.page)
 
 
 # --- the schedule: each slot exactly once --------------------------------------------------------
@@ -473,8 +449,8 @@ def _run_subscription(
         sent = post_digest(
             services, channel_id=subscription.channel_id, user_id="wsimg", quiet=subscription.quiet
         )
-    except (WsimgError, SlackApiError) as exc:
-        detail = getattr(exc, "user_message", None) or str(exc)
+    except WsimgError as exc:
+        detail = exc.user_message
         log.warning("digest for %s at %s failed: %s", subscription.channel_id, key, detail)
         _finish(services, subscription, key, "failed", 0, detail[:1024])
         report.failed.append(key)

@@ -1,4 +1,5 @@
-"""Messages the bot posts on its own: approval announcements, their updates, follow-ups.
+"""Messages the bot posts on its own: approval announcements, their updates, follow-ups,
+digests. The domain's ``Notifier`` port (bot/domain/ports.py), implemented for Slack.
 
 These go through chat.postMessage / chat.update with the stored channel and ts, never the
 response_url, which expires after 30 minutes and a handful of uses.
@@ -6,14 +7,16 @@ response_url, which expires after 30 minutes and a handful of uses.
 
 from __future__ import annotations
 
-import enum
 import logging
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot.domain.pages import Digest
+from bot.domain.ports import Delivery
+from bot.errors import WsimgError
+from bot.slack import blocks
 from storage.models import UpdateRequest
 
 log = logging.getLogger(__name__)
@@ -35,12 +38,6 @@ UNDELIVERABLE = frozenset(
 )
 
 
-class Delivery(enum.Enum):
-    posted = "posted"
-    undeliverable = "undeliverable"
-    retry = "retry"
-
-
 FOLLOWUP_EVENT = "wsimg_followup"
 
 
@@ -48,7 +45,11 @@ def followup_metadata(request: UpdateRequest) -> dict[str, Any]:
     return {"event_type": FOLLOWUP_EVENT, "event_payload": {"request_id": request.id}}
 
 
-class Notifier:
+class NotPosted(WsimgError):
+    """Slack would not take a message (the digest): the sentence says why and what to do."""
+
+
+class SlackNotifier:
     def __init__(self, client: WebClient) -> None:
         self._client = client
 
@@ -123,7 +124,7 @@ class Notifier:
         The reply carries the request's id as message metadata, so a poller that takes over
         from one that died can tell whether it was posted (``followed_up``)."""
         message = {**blocks.followup(request), "metadata": followup_metadata(request)}
-        targets = []
+        targets: list[dict[str, Any]] = []
         if request.channel_id and request.message_ts:
             targets.append({"channel": request.channel_id, "thread_ts": request.message_ts})
         if request.approved_by:
@@ -143,3 +144,27 @@ class Notifier:
             return Delivery.posted
         log.warning("request %s: no place will take its follow-up", request.short_id)
         return Delivery.undeliverable
+
+    def post_digest(self, channel_id: str, digest: Digest) -> int:
+        """Post a digest's messages in order; the number posted. slack_sdk's
+        RateLimitErrorRetryHandler waits out a 429 and posts again."""
+        messages = blocks.digest(digest)
+        for message in messages:
+            try:
+                self._client.chat_postMessage(channel=channel_id, **message)
+            except SlackApiError as exc:
+                error = str(exc.response.get("error"))
+                raise NotPosted(
+                    f"Slack did not take the digest for {channel_id} ({error}). "
+                    + (
+                        "Invite wsimg to the channel (`/invite @wsimg`) or choose another."
+                        if error in UNDELIVERABLE
+                        else "Try again in a few minutes."
+                    )
+                ) from exc
+            except OSError as exc:
+                raise NotPosted(
+                    f"Slack could not be reached to post the digest ({type(exc).__name__}). "
+                    "Try again in a few minutes."
+                ) from exc
+        return len(messages)

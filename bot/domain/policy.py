@@ -2,24 +2,17 @@
 managers (WSIMG_DIGEST_MANAGERS), each a list of Slack user IDs and user groups, and the
 four-eyes rule (WSIMG_FOUR_EYES).
 
-Group membership comes from usergroups.users.list and is cached briefly so a busy channel does
-not hammer the API, while a removal still takes effect within a minute.
+Group membership comes from the ``GroupMembers`` port (Slack's usergroups.users.list, cached
+briefly: bot/slack/groups.py).
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from bot.domain.ports import GroupMembers
 
-log = logging.getLogger(__name__)
-
-GROUP_CACHE_SECONDS = 60.0
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
@@ -33,12 +26,10 @@ class ApproverPolicy:
         *,
         users: Iterable[str],
         groups: Iterable[str],
-        client: WebClient,
+        members: GroupMembers,
         requesters: Iterable[str] = (),
         digest_managers: Iterable[str] = (),
         four_eyes: bool = False,
-        cache_seconds: float = GROUP_CACHE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._users = frozenset(users)
         self._groups = tuple(groups)
@@ -49,11 +40,7 @@ class ApproverPolicy:
         self._manager_users = frozenset(m for m in managers if m[:1] in ("U", "W"))
         self._manager_groups = tuple(m for m in managers if m[:1] == "S")
         self.four_eyes = four_eyes
-        self._client = client
-        self._cache_seconds = cache_seconds
-        self._clock = clock
-        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
-        self._lock = threading.Lock()
+        self._members = members
 
     def can_approve(self, user_id: str) -> bool:
         return self._listed(user_id, self._users, self._groups)
@@ -77,20 +64,3 @@ class ApproverPolicy:
         if user_id in users:
             return True
         return any(user_id in self._members(group) for group in groups)
-
-    def _members(self, group_id: str) -> frozenset[str]:
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(group_id)
-            if cached and now - cached[0] < self._cache_seconds:
-                return cached[1]
-        try:
-            response = self._client.usergroups_users_list(usergroup=group_id)
-            members = frozenset(response.get("users") or [])
-        except SlackApiError as exc:
-            # Deny rather than guess; the failure is not cached so the next click asks again.
-            log.warning("usergroups.users.list %s failed: %s", group_id, exc.response.get("error"))
-            return frozenset()
-        with self._lock:
-            self._cache[group_id] = (now, members)
-        return members

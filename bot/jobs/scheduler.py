@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import decisions, digests, updates
-from bot.services import Services
+from bot.domain import decisions, digests, listing, poller
+from bot.domain.context import Services
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,13 @@ DIGEST_TICK_SECONDS = 15
 
 
 def poll_job(services: Services) -> None:
-    report = updates.poll(services)
+    report = poller.poll(services)
     if report.resumed or report.finished or report.followups:
         log.info("poll: %s", report)
     expired = decisions.expire_requests(services)
     if expired:
         log.info("expired %d request(s) nobody decided", expired)
-    purged = updates.purge_listings(services)
+    purged = listing.purge_listings(services)
     if purged:
         log.info("purged %d listing(s) older than the approval TTL", purged)
 

@@ -51,7 +51,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-from bot.inbound import Malformed, check
+from bot.slack.inbound import Malformed, check
 from storage.db import ping
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ IDLE_SECONDS = 30  # a kept-alive connection with no request (waitress's channel
 class WsgiApp:
     """Routes requests. Slack's signature is checked here, before Bolt sees the body, so an
     unsigned or tampered request gets 401 whatever it holds; a signed request of a shape wsimg
-    does not handle (bot/inbound.py) gets 400 rather than a stack trace."""
+    does not handle (bot/slack/inbound.py) gets 400 rather than a stack trace."""
 
     def __init__(
         self, app: App, engine: Engine, *, signing_secret: str, api_url: str = SLACK_API_URL
@@ -123,7 +123,7 @@ class WsgiApp:
         environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
         try:
             return self._slack(environ, start_response)
-        # bot/inbound.py let it through, so this is a gap in that check: logged with its
+        # bot/slack/inbound.py let it through, so this is a gap in that check: logged with its
         # traceback (secrets are scrubbed from every log line) and answered as a bad request.
         except Exception:
             log.exception("signed Slack request that Bolt could not handle")

@@ -9,10 +9,11 @@ clicker must be allowed; only then does anything move, by compare-and-set.
 
 from __future__ import annotations
 
-from bot import blocks
-from bot.errors import WsimgError
-from bot.services import Services
-from bot.updates import (
+from bot.domain.approval import recheck_image
+from bot.domain.context import Services
+from bot.domain.identity import WORKER_ID
+from bot.domain.requests import (
+    REASON_MAX,
     SYSTEM,
     Expired,
     NotAllowed,
@@ -22,14 +23,13 @@ from bot.updates import (
     close_request,
     expire_request,
     move,
-    recheck_image,
     record_refusal,
     reload_request,
-    submit,
     ttl,
     ttl_text,
 )
-from bot.worker import WORKER_ID
+from bot.domain.submit import submit
+from bot.errors import WsimgError
 from storage import crud
 from storage.db import session_scope
 from storage.models import State, UpdateRequest, utcnow
@@ -58,11 +58,7 @@ class NotAllowedToClose(Refused):
 
 class AlreadyDecided(Refused):
     def __init__(self, request: UpdateRequest) -> None:
-        line = blocks.status_line(request)
-        super().__init__(
-            f"This request is already {request.state}; nothing was changed.",
-            mrkdwn=f"This request is no longer waiting for a decision: {line}",
-        )
+        super().__init__(f"This request is already {request.state}; nothing was changed.")
         self.request = request
 
 
@@ -137,8 +133,8 @@ def check_close(
     reason = " ".join(reason.split())
     if len(reason) < 3:
         raise BadReason("Say in a few words why, so the others know.")
-    if len(reason) > blocks.REASON_MAX:
-        raise BadReason(f"Keep the reason under {blocks.REASON_MAX} characters.")
+    if len(reason) > REASON_MAX:
+        raise BadReason(f"Keep the reason under {REASON_MAX} characters.")
     request = may_close(
         services, request_id=request_id, user_id=user_id, message=None, cancel=cancel
     )

@@ -3,7 +3,7 @@
 It reaches the base account (whatever credentials boto3 finds) and one extra account per role
 in WSIMG_ROLE_ARNS, in each configured region. Clients are built once per (account, region)
 with botocore's standard retry mode, so throttled Describe* calls back off and retry inside
-botocore. Every botocore exception leaves this module as an ``AwsError`` (bot/errors.py).
+botocore. Every botocore exception leaves this module as an ``AwsError`` (bot/aws/errors.py).
 
 AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_WORKSPACES and AWS_ENDPOINT_URL_STS work as boto3 defines
 them because no client here is given an explicit endpoint.
@@ -30,12 +30,8 @@ from botocore.credentials import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.errors import (
-    AwsError,
-    ConfigError,
-    aws_error_from_botocore_error,
-    aws_error_from_client_error,
-)
+from bot.aws.errors import aws_error_from_botocore_error, aws_error_from_client_error
+from bot.errors import AwsError, ConfigError
 
 PAGE_SIZE = 25  # DescribeWorkspaceImages: MaxResults 1-25, ImageIds 1-25
 ROLE_SESSION_NAME = "wsimg"
@@ -300,22 +296,17 @@ class WorkSpacesGateway:
     # -- calls ------------------------------------------------------------------------------
 
     def _pages(self, target: Target, **params: Any) -> Iterable[dict[str, Any]]:
-        """DescribeWorkspaceImages pages, following NextToken to the end."""
+        """DescribeWorkspaceImages pages, through botocore's own paginator (NextToken to the
+        end); each page's failure leaves as an AwsError like any other call's."""
         client = self._client(target.account_id, target.region)
-        token: str | None = None
+        pages = iter(client.get_paginator("describe_workspace_images").paginate(**params))
         while True:
-            call_params = dict(params)
-            if token:
-                call_params["NextToken"] = token
-            page = _call(
-                "DescribeWorkspaceImages",
-                target.region,
-                lambda p=call_params: client.describe_workspace_images(**p),
+            page: dict[str, Any] | None = _call(
+                "DescribeWorkspaceImages", target.region, lambda: next(pages, None)
             )
-            yield page
-            token = page.get("NextToken")
-            if not token:
+            if page is None:
                 return
+            yield page
 
     def _owned_images(self, target: Target) -> list[Image]:
         return [

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.ids import CLOSE_VIEW
+from bot.slack.ids import CLOSE_VIEW
 
 SLACK_ID = re.compile(r"^[A-Z0-9]{1,32}$")  # users, channels, teams, enterprises
 USER_ID = re.compile(r"^[UWB][A-Z0-9]{1,31}$")
@@ -32,7 +32,7 @@ VALUE_MAX = 2000
 TEXT_MAX = 100_000  # Slack caps it well below; the body limit is the real bound
 INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed"})
 RESPONSE_URLS_MAX = 100  # one per input block at most, and a view holds 100 blocks
-# The reason modal's private_metadata (bot/blocks.py reason_modal): a flat JSON object.
+# The reason modal's private_metadata (bot/slack/blocks.py reason_modal): a flat JSON object.
 METADATA_KEYS = frozenset({"request", "cancel", "channel"})
 REQUEST_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")  # fits update_request.id (32 characters)
 
@@ -204,7 +204,7 @@ def _response_urls(payload: dict[str, Any], api_url: str) -> None:
 
 
 def _is_reason_metadata(text: str | None) -> bool:
-    """Whether ``text`` is what bot/blocks.py reason_modal writes: {"request": id, "cancel":
+    """Whether ``text`` is what bot/slack/blocks.py reason_modal writes: {"request": id, "cancel":
     bool, "channel": ID or null}. It came back through the client, so it is read as untrusted:
     its nesting is bounded before it is parsed (json.loads recurses once per level)."""
     if text is None or _nesting(text) > 1:

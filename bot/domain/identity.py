@@ -4,7 +4,7 @@ Rows that a process holds while it works on them (a request in `approved` or `su
 follow-up being posted) carry its id: ``host:pid:start:token``. A process that finds the
 holder dead on its own host takes the row over at once, so a restart after a crash carries
 on right away; a holder on another host is only taken over after the long timeout in
-bot/updates.py.
+bot/domain/poller.py.
 
 A pid alone does not name a process: the kernel hands a dead process's pid to a new one. The
 id therefore carries the process's start time (``/proc/<pid>/stat``, clock ticks since boot),

@@ -10,23 +10,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action, action_id
+from bot.domain.audit import Status
+from bot.domain.decisions import AlreadyDecided
+from bot.domain.digests import SNOOZE_DAYS
+from bot.domain.pages import PAGE_BLOCKS, Digest, Entry, GroupSummary, ListingPage
+from bot.domain.requests import REASON_MAX, AlreadyInFlight
+from bot.errors import WsimgError
+from bot.slack.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action, action_id
 from storage.models import IN_FLIGHT, State, Subscription, UpdateRequest, utcnow
-
-if TYPE_CHECKING:
-    from bot.digests import Digest, GroupSummary
-    from bot.updates import Entry, ListingPage, Status
 
 Message = dict[str, Any]
 Block = dict[str, Any]
 
-MAX_BLOCKS = 50
-SNOOZE_DAYS = 7
+MAX_BLOCKS = PAGE_BLOCKS
 SECTION_TEXT = 3000
-# Blocks every listing page keeps for itself: the summary, the failures line and page buttons.
-_RESERVED_BLOCKS = 3
 
 HELP = (
     "*wsimg* keeps your Amazon WorkSpaces images current.\n"
@@ -72,34 +71,22 @@ def help_message() -> Message:
     return text_message(HELP)
 
 
+def refusal_message(error: WsimgError) -> Message:
+    """A domain error as the clicker sees it: with mentions where the refusal carries who."""
+    if isinstance(error, AlreadyInFlight):
+        sentence = error.say(escape(error.request.source_image_name), lambda user: f"<@{user}>")
+        return text_message(f":warning: {sentence}")
+    if isinstance(error, AlreadyDecided):
+        line = status_line(error.request)
+        return text_message(f":warning: This request is no longer waiting for a decision: {line}")
+    return error_message(error.user_message)
+
+
 def error_message(sentence: str) -> Message:
     return text_message(f":warning: {escape(sentence)}")
 
 
 # --- the listing ------------------------------------------------------------------------------
-
-
-def assign_pages(groups: Sequence[tuple[str, str]]) -> list[int]:
-    """The page of each image, given its (account, region) in listing order.
-
-    An image costs two blocks (its section and its buttons), plus one for its group's heading
-    the first time the group shows on a page.
-    """
-    budget = MAX_BLOCKS - _RESERVED_BLOCKS
-    pages: list[int] = []
-    page, used, current = 1, 0, None
-    for group in groups:
-        need = _PER_IMAGE if group == current else _PER_IMAGE + 1
-        if used + need > budget:
-            page, used = page + 1, 0
-            need = _PER_IMAGE + 1
-        used += need
-        current = group
-        pages.append(page)
-    return pages
-
-
-_PER_IMAGE = 2
 
 
 def listing(page: ListingPage) -> Message:
@@ -471,9 +458,6 @@ def reason_modal(request: UpdateRequest, *, cancel: bool, channel_id: str | None
             },
         ],
     }
-
-
-REASON_MAX = 500
 
 
 def followup(request: UpdateRequest) -> Message:

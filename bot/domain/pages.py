@@ -1,0 +1,87 @@
+"""What the domain hands out to be shown: a listing page (its images, with what wsimg knows of
+each), a digest, and how a listing is cut into pages.
+
+A page is what one Slack message can show (50 blocks): three blocks are kept for the summary,
+the failures line and the page buttons; an image takes two (its section and its buttons), plus
+one for its group's heading the first time the group shows on a page. The pages are decided
+when the listing is stored, so every page button finds the same page again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.models import Listing, Offer, Snooze, UpdateRequest
+
+PAGE_BLOCKS = 50
+RESERVED_BLOCKS = 3
+BLOCKS_PER_IMAGE = 2
+OVERDUE_DAYS = 14  # a digest marks updates waiting longer than this at its top
+
+
+@dataclass(frozen=True)
+class Entry:
+    offer: Offer
+    request: UpdateRequest | None  # the newest request for this image, if any
+    snooze: Snooze | None = None  # an active snooze
+    first_seen: datetime | None = None  # when wsimg first saw this update available
+    # The request was made in another channel: what was said there (who, why) stays there.
+    foreign: bool = False
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    listing: Listing
+    page: int
+    pages: int
+    total_images: int
+    total_regions: int
+    entries: list[Entry]
+    four_eyes: bool = False  # a click asks for the update; another approver approves it
+
+    @property
+    def failures(self) -> list[str]:
+        return self.listing.failures
+
+    @property
+    def region(self) -> str | None:
+        return self.listing.region
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    account_id: str
+    region: str
+    count: int
+    overdue: int
+    in_flight: int
+    first_key: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Digest:
+    page: ListingPage
+    groups: list[GroupSummary]
+    overdue: list[Entry]
+    snoozed: int
+    quiet: bool = False
+    overdue_days: int = OVERDUE_DAYS
+
+
+def assign_pages(groups: Sequence[tuple[str, str]]) -> list[int]:
+    """The page of each image, given its (account, region) in listing order."""
+    budget = PAGE_BLOCKS - RESERVED_BLOCKS
+    pages: list[int] = []
+    page, used, current = 1, 0, None
+    for group in groups:
+        need = BLOCKS_PER_IMAGE if group == current else BLOCKS_PER_IMAGE + 1
+        if used + need > budget:
+            page, used = page + 1, 0
+            need = BLOCKS_PER_IMAGE + 1
+        used += need
+        current = group
+        pages.append(page)
+    return pages

@@ -1,0 +1,251 @@
+"""The follow-up job: resume requests a dead process left, follow pending images, post
+follow-ups once. Safe to run in several processes at once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from bot.aws.gateway import Image
+from bot.domain.context import Services
+from bot.domain.identity import WORKER_ID, is_dead_here
+from bot.domain.ports import Delivery
+from bot.domain.requests import SYSTEM, move, note
+from bot.domain.submit import create_image, submit
+from bot.errors import AwsError, WsimgError
+from storage import crud
+from storage.db import session_scope, unit_of_work
+from storage.models import (
+    State,
+    UpdateRequest,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+# A request left in `approved` or `submitting` longer than this is taken to be orphaned by a
+# process that died. It must outlast the slowest call the gateway can make: 5 attempts x
+# (5 s connect + 30 s read timeouts) plus at most 20 s back-off between them, about 4.5
+# minutes, after an STS AssumeRole bounded the same way.
+ORPHAN_AFTER = timedelta(minutes=15)
+# Describe can miss an image created a moment ago; only after this is it taken as gone.
+NOT_FOUND_GRACE = timedelta(minutes=5)
+
+
+# --- the poller: resume orphans, follow pending images, post follow-ups ---------------------
+
+
+@dataclass
+class PollReport:
+    resumed: int = 0
+    checked: int = 0
+    finished: int = 0
+    followups: int = 0
+
+
+def poll(services: Services) -> PollReport:
+    """One pass of the follow-up job. Safe to run in several processes at once.
+
+    Each request (and each region's check) is handled on its own: one that fails, however it
+    fails, is logged and retried on the next pass and does not hold up the others.
+    """
+    report = PollReport()
+    _resume_orphans(services, report)
+    _check_pending(services, report)
+    _post_followups(services, report)
+    return report
+
+
+@contextmanager
+def _on_its_own(what: str) -> Iterator[None]:
+    try:
+        yield
+    except WsimgError as exc:
+        log.warning("%s failed: %s", what, exc.user_message)
+    except Exception:  # logged with its traceback; the next pass tries this one again
+        log.exception("%s failed", what)
+
+
+def _resume_orphans(services: Services, report: PollReport) -> None:
+    """Requests a dead process left in `approved` or `submitting`: the holder is known dead
+    (a process of this host that no longer runs) or has not touched the row in ORPHAN_AFTER."""
+    cutoff = utcnow() - ORPHAN_AFTER
+    with session_scope(services.engine) as session:
+        held = crud.requests_in(session=session, states=[State.approved, State.submitting])
+    for request in held:
+        stale = request.updated_at < cutoff
+        if not (stale or is_dead_here(request.worker_id)):
+            continue
+        report.resumed += 1
+        with _on_its_own(f"resuming request {request.short_id}"):
+            if request.state == State.approved:
+                submit(services, request_id=request.id)
+            else:
+                _reconcile_submitting(services, request, cutoff if stale else None)
+
+
+def _reconcile_submitting(
+    services: Services, request: UpdateRequest, stale_before: datetime | None
+) -> None:
+    """A process died during the call: look our Name up before anything is called again."""
+    # Take the orphan over: the row becomes fresh and ours, so a second poller that read the
+    # same orphan fails this compare-and-set and leaves it alone.
+    if not move(
+        services,
+        request.id,
+        from_states=[State.submitting],
+        to=State.submitting,
+        event="reconciling",
+        actor=SYSTEM,
+        detail={"name": request.new_image_name, "held_by": request.worker_id},
+        stale_before=stale_before,
+        held_by=None if stale_before else request.worker_id,
+        worker_id=WORKER_ID,
+    ):
+        return
+    assert request.new_image_name is not None
+    try:
+        image = services.gateway.find_owned_image_by_name(
+            account_id=request.account_id, region=request.region, name=request.new_image_name
+        )
+    except AwsError as exc:
+        log.warning("could not reconcile request %s: %s", request.short_id, exc.user_message)
+        return
+    if image is None:
+        note(services, request.id, "resubmitted", {"name": request.new_image_name})
+        create_image(services, request_id=request.id)
+        return
+    move(
+        services,
+        request.id,
+        from_states=[State.submitting],
+        to=State.pending,
+        event="reconciled",
+        actor=SYSTEM,
+        detail={"new_image_id": image.image_id, "name": request.new_image_name},
+        new_image_id=image.image_id,
+    )
+
+
+def _check_pending(services: Services, report: PollReport) -> None:
+    with session_scope(services.engine) as session:
+        pending = crud.requests_in(session=session, states=[State.pending])
+    by_target = groupby(
+        sorted(pending, key=lambda r: (r.account_id, r.region)),
+        key=lambda r: (r.account_id, r.region),
+    )
+    for (account_id, region), group in by_target:
+        requests = {r.new_image_id: r for r in group if r.new_image_id}
+        try:
+            images = services.gateway.describe_images(
+                account_id=account_id, region=region, image_ids=list(requests)
+            )
+        except WsimgError as exc:
+            log.warning("could not check pending images in %s: %s", region, exc.user_message)
+            continue
+        report.checked += len(requests)
+        found = {image.image_id: image for image in images}
+        for image_id, request in requests.items():
+            image = found.get(image_id)
+            if image is not None and image.state == "PENDING":
+                continue
+            if image is None and not _long_gone(request):
+                continue  # a brand-new image can be missing from Describe for a moment
+            with _on_its_own(f"finishing request {request.short_id}"):
+                report.finished += _finish(services, request, image)
+
+
+def _long_gone(request: UpdateRequest) -> bool:
+    since = request.submitted_at or request.updated_at
+    return since is None or utcnow() - since > NOT_FOUND_GRACE
+
+
+def _finish(services: Services, request: UpdateRequest, image: Image | None) -> int:
+    if image is None:
+        to, values = (
+            State.error,
+            {
+                "error_code": "ImageNotFound",
+                "error_message": f"{request.new_image_id} no longer exists in {request.region}.",
+            },
+        )
+    elif image.state == "AVAILABLE":
+        to, values = State.available, {}
+    else:
+        to, values = (
+            State.error,
+            {
+                "error_code": image.error_code or "Unknown",
+                "error_message": image.error_message or "WorkSpaces gave no reason.",
+            },
+        )
+    detail = {"new_image_id": request.new_image_id, **values}
+    moved = move(
+        services,
+        request.id,
+        from_states=[State.pending],
+        to=to,
+        event=to.value,
+        actor=SYSTEM,
+        detail=detail,
+        **values,
+    )
+    return int(moved)
+
+
+def _post_followups(services: Services, report: PollReport) -> None:
+    stale = utcnow() - ORPHAN_AFTER
+    with session_scope(services.engine) as session:
+        due = crud.followups_due(session=session)
+    for request in due:
+        claimed_at = request.followup_claimed_at
+        if not (
+            claimed_at is None or claimed_at < stale or is_dead_here(request.followup_claimed_by)
+        ):
+            continue  # a live poller is posting it
+        with _on_its_own(f"follow-up of request {request.short_id}"):
+            report.followups += _follow_up(services, request, taken_over=claimed_at is not None)
+
+
+def _follow_up(services: Services, request: UpdateRequest, *, taken_over: bool) -> int:
+    """Post the follow-up once: claimed first; when the claim was taken over from a poller
+    that died, its thread is read first, since that poller may have posted before dying."""
+    with unit_of_work(services.engine) as session:
+        if not crud.claim_followup(
+            session=session,
+            request_id=request.id,
+            held_by=request.followup_claimed_by,
+            claimant=WORKER_ID,
+        ):
+            return 0
+    if taken_over and services.notifier.followed_up(request):
+        with unit_of_work(services.engine) as session:
+            crud.finish_followup(session=session, request_id=request.id, posted=True)
+            crud.record_event(
+                session=session,
+                kind="followup_found",
+                actor=SYSTEM,
+                request_id=request.id,
+                detail={"held_by": request.followup_claimed_by},
+            )
+        return 0
+    delivery = services.notifier.follow_up(request)
+    services.notifier.refresh(request)
+    with unit_of_work(services.engine) as session:
+        crud.finish_followup(
+            session=session, request_id=request.id, posted=delivery is not Delivery.retry
+        )
+        if delivery is Delivery.undeliverable:
+            detail = {"channel": request.channel_id, "approver": request.approved_by}
+            crud.record_event(
+                session=session,
+                kind="followup_undeliverable",
+                actor=SYSTEM,
+                request_id=request.id,
+                detail=detail,
+            )
+    return int(delivery is Delivery.posted)
