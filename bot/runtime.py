@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 import handlers
 from bot.aws.gateway import WorkSpacesGateway
 from bot.config import Settings, require
+from bot.domain.context import NAME_LOOKUP_PAUSE_S
 from bot.domain.context import Services as DomainServices
 from bot.domain.policy import ApproverPolicy
 from bot.slack.groups import SlackGroups
@@ -55,7 +56,10 @@ def build_services(
     *,
     engine: Engine | None = None,
     gateway: WorkSpacesGateway | None = None,
+    name_lookup_pause: float = NAME_LOOKUP_PAUSE_S,
 ) -> Services:
+    """``name_lookup_pause``: how long to wait between looking up a Name that AWS says already
+    exists (bot/domain/submit.py); tests that need no real AWS lag pass 0."""
     slack = slack_client(settings)
     return Services(
         settings=settings,
@@ -72,6 +76,7 @@ def build_services(
             members=SlackGroups(slack),
         ),
         notifier=SlackNotifier(slack),
+        name_lookup_pause=name_lookup_pause,
     )
 
 

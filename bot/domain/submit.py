@@ -23,7 +23,7 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
-NAME_LOOKUPS, NAME_LOOKUP_PAUSE = 3, 2.0
+NAME_LOOKUPS = 3  # services.name_lookup_pause apart
 
 
 def submit(services: Services, *, request_id: str) -> UpdateRequest:
@@ -101,7 +101,7 @@ def _already_created(services: Services, request: UpdateRequest, exc: AwsError) 
     # Describe can lag a moment behind a create: look a few times before calling it a failure.
     for attempt in range(NAME_LOOKUPS):
         if attempt:
-            time.sleep(NAME_LOOKUP_PAUSE)
+            time.sleep(services.name_lookup_pause)
         image = services.gateway.find_owned_image_by_name(
             account_id=request.account_id, region=request.region, name=request.new_image_name
         )
