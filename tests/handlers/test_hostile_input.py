@@ -1019,7 +1019,7 @@ MINIMAL_CASES: dict[str, Case] = {
     "view-metadata-2999-brackets": _not_from_slack(_payload(_view_with_metadata("[" * 2999))),
     "view-metadata-a-list": _not_from_slack(_payload(_view_with_metadata("[]"))),
     # D8: a signed request from another workspace was served (refused with 403, see
-    # tests/handlers/test_workspace.py)
+    # tests/bot/slack/test_workspace.py)
     "command-from-another-workspace": _not_this_installation(_form(team_id="T0OTHER")),
     "click-from-another-enterprise": _not_this_installation(
         _approve_real_key(enterprise={"id": "E0OTHER"})
