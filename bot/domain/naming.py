@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
-import unicodedata
+
+from anyascii import anyascii
 
 NAME_MAX = 64
 DESCRIPTION_MAX = 256
@@ -32,29 +33,6 @@ TAG_APPROVED_BY = "wsimg:approved-by"
 _FALLBACK_SOURCE = "image"
 _SHORT_ID_LEN = 8
 
-# Letters NFKD does not decompose into ASCII.
-_EXTRA_ASCII = str.maketrans(
-    {
-        "ß": "ss",
-        "ẞ": "SS",
-        "æ": "ae",
-        "Æ": "AE",
-        "œ": "oe",
-        "Œ": "OE",
-        "ø": "o",
-        "Ø": "O",
-        "đ": "d",
-        "Đ": "D",
-        "ł": "l",
-        "Ł": "L",
-        "þ": "th",
-        "Þ": "Th",
-        "ð": "d",
-        "Ð": "D",
-        "\u0131": "i",  # dotless i
-    }
-)
-
 _NOT_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_./()]+")
 _NOT_DESCRIPTION_CHARS = re.compile(r"[^a-zA-Z0-9_./() -]+")
 _NOT_TAG_VALUE_CHARS = re.compile(r"[^a-zA-Z0-9 _.:/=+\-@]+")
@@ -62,9 +40,22 @@ _ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
 def to_ascii(text: str) -> str:
-    """Transliterate accented letters (``é`` -> ``e``, ``ß`` -> ``ss``); other non-ASCII stays."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_EXTRA_ASCII))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """Spell ``text`` in ASCII so that it keeps its meaning: ``Бухгалтерия`` -> ``Bukhgalteriya``,
+    ``Ελληνικά`` -> ``Ellinika``, ``北京`` -> ``BeiJing``, ``Straße`` -> ``Strasse``.
+
+    anyascii spells an emoji as its shortcode (``🚀`` -> ``:rocket:``); those are dropped, as a
+    pictograph in an image name names nothing.
+    """
+    if text.isascii():
+        return text
+    return "".join(_spelled(ch) for ch in text)
+
+
+def _spelled(char: str) -> str:
+    spelled = anyascii(char)
+    if len(spelled) > 2 and spelled[0] == spelled[-1] == ":":
+        return ""
+    return spelled
 
 
 def short_request_id(request_id: str) -> str:

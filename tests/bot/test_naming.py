@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -59,7 +60,55 @@ def test_an_empty_or_emoji_only_source_becomes_image() -> None:
 
 
 def test_letters_without_a_decomposition_are_spelled_out() -> None:
-    assert updated_image_name("Straße Ærø", "abc", DAY) == "Strasse-AEro-upd-20250131-abc"
+    # anyascii spells Æ "Ae" (the hand-made table before it wrote "AE").
+    assert updated_image_name("Straße Ærø", "abc", DAY) == "Strasse-Aero-upd-20250131-abc"
+
+
+def test_a_cyrillic_name_keeps_its_meaning_in_the_name_and_description() -> None:
+    # anyascii spells я as "ya" (the "Bukhgalteriia" is another romanisation of it).
+    name = updated_image_name("Бухгалтерия-Win11", REQUEST, DAY)
+    assert name == "Bukhgalteriya-Win11-upd-20250131-9b1deb4d"
+    description = updated_image_description("Бухгалтерия-Win11", "wsi-abc123def", REQUEST)
+    assert description == (
+        "Updated by wsimg from wsi-abc123def (Bukhgalteriya-Win11) request 9b1deb4d"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "spelled"),
+    [
+        ("Λογιστήριο Win11", "Logistirio-Win11"),  # Greek
+        ("财务部 Win11", "CaiWuBu-Win11"),  # Chinese
+        ("経理部・Win11", "JingLiBu-Win11"),  # Japanese kanji and a middle dot
+        ("Comptabilité Générale, Öffentlich", "Comptabilite-Generale-Offentlich"),
+        ("Ærø Straße Łódź", "Aero-Strasse-Lodz"),
+        ("حسابداری", None),  # Persian: spelled in Latin letters, whatever the spelling
+        ("🚀🔥", "image"),  # emoji alone name nothing
+        ("🚀 Win11 🔥", "Win11"),
+    ],
+)
+def test_names_in_any_script_give_valid_names_and_descriptions_that_keep_their_words(
+    source: str, spelled: str | None
+) -> None:
+    name = updated_image_name(source, REQUEST, DAY)
+    description = updated_image_description(source, "wsi-abc123def", REQUEST)
+    assert_valid_name(name)
+    assert 1 <= len(description) <= 256
+    assert API_DESCRIPTION.match(description), description
+    part = name.removesuffix("-upd-20250131-9b1deb4d")
+    if spelled is None:
+        assert part != "image" and part.isascii()
+    else:
+        assert part == spelled
+    if spelled != "image":
+        assert all(word in description for word in part.split("-")), description
+
+
+def test_a_long_non_latin_name_is_cut_to_64_and_the_suffix_survives() -> None:
+    name = updated_image_name("Бухгалтерия " * 20, REQUEST, DAY)
+    assert_valid_name(name)
+    assert name.startswith("Bukhgalteriya-Bukhgalteriya-")
+    assert name.endswith("-upd-20250131-9b1deb4d")
 
 
 def test_a_long_source_is_cut_on_a_word_boundary_and_the_suffix_survives() -> None:
