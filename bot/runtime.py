@@ -20,9 +20,10 @@ from bot.domain.context import NAME_LOOKUP_PAUSE_S
 from bot.domain.context import Services as DomainServices
 from bot.domain.policy import ApproverPolicy
 from bot.slack.groups import SlackGroups
-from bot.slack.installation import Installation, InstallationCheck
+from bot.slack.installation import Installation
 from bot.slack.limits import BoundedExecutor
 from bot.slack.notify import SlackNotifier
+from bot.slack.payloads import Gate
 from bot.slack.server import Server, WsgiApp, make_server
 from storage.db import make_engine
 
@@ -93,9 +94,10 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool = Fal
         client=services.slack,
         signing_secret=signing_secret,
         request_verification_enabled=not socket_mode,
-        # Requests from another workspace, org or app end here, before authorization and
-        # before any listener (bot/slack/installation.py); over HTTP and Socket Mode alike.
-        before_authorize=InstallationCheck(installation),
+        # Every request's shape is checked, those of another workspace, org or app refused, and
+        # the rest parsed into typed payloads, before authorization and before any listener
+        # (bot/slack/payloads.py); over HTTP and Socket Mode alike.
+        before_authorize=Gate(installation, api_url=settings.slack_api_url),
         # The ack runs in the request thread and the work in lazy listeners, so a command is
         # acknowledged within Slack's 3 seconds however busy the AWS calls keep the pool.
         process_before_response=True,

@@ -17,7 +17,8 @@ from bot.domain import audit, digests, listing
 from bot.domain.context import Services
 from bot.slack import blocks
 from bot.slack.limits import CommandLimits, LimitReached, Ticket
-from handlers.errors import answers_errors
+from bot.slack.payloads import Command
+from handlers.errors import answers_errors, payload
 
 COMMAND = "/wsimg"
 TICKET = "wsimg_ticket"  # the context key that carries an admitted command to its listener
@@ -107,11 +108,12 @@ def register(app: App, services: Services) -> None:
 
     limits = CommandLimits()
 
-    def ack_command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
-        sub, args = parse(command.get("text"))
+    def ack_command(ack: Ack, context: BoltContext) -> None:
+        command = payload(context, Command)
+        sub, args = parse(command.text)
         if sub in subcommands:
             try:
-                context[TICKET] = limits.admit(str(command.get("user_id", "")), sub)
+                context[TICKET] = limits.admit(command.user_id, sub)
             except LimitReached as refused:
                 ack(response_type="ephemeral", **blocks.error_message(refused.user_message))
                 return
@@ -128,16 +130,17 @@ def register(app: App, services: Services) -> None:
             ack(response_type="ephemeral", **blocks.help_message())
 
     @answers_errors
-    def run_command(command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    def run_command(respond: Respond, context: BoltContext) -> None:
         ticket = context.get(TICKET)
         if not isinstance(ticket, Ticket):  # help, or refused in the ack: nothing to do
             return
         try:
-            sub, args = parse(command.get("text"))
+            command = payload(context, Command)
+            sub, args = parse(command.text)
             subcommands[sub](
                 args,
-                str(command.get("user_id", "")),
-                str(command.get("channel_id", "")),
+                command.user_id,
+                command.channel_id,
                 _ReleasingFirst(respond, lambda: limits.release(ticket)),
             )
         finally:

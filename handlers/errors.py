@@ -12,15 +12,33 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
 from slack_bolt.context.respond import Respond
 
 from bot.errors import WsimgError
 from bot.slack import blocks
+from bot.slack.payloads import PAYLOAD, SlackPayload
 
 log = logging.getLogger(__name__)
+
+
+P = TypeVar("P", bound=SlackPayload)
+
+
+class Unreadable(WsimgError):
+    def __init__(self) -> None:
+        super().__init__("wsimg could not read that request from Slack. Try again.")
+
+
+def payload(context: BoltContext, kind: type[P]) -> P:
+    """The typed payload the gate parsed (bot/slack/payloads.py), of the kind a listener
+    handles; anything else (a gap in the gate) is refused rather than guessed at."""
+    found = context.get(PAYLOAD)
+    if not isinstance(found, kind):
+        raise Unreadable()
+    return found
 
 
 def report(error: BaseException, respond: Respond | None) -> None:

@@ -63,6 +63,22 @@ def check(body: bytes, content_type: str, *, api_url: str) -> Inbound:
     return Inbound(json.dumps(fields).encode(), "application/json")
 
 
+def check_body(body: Any, *, api_url: str) -> None:
+    """The same rules for a body Bolt has already parsed (Socket Mode delivers it parsed; over
+    HTTP ``check`` ran on the raw body first): ``Malformed`` when it breaks one."""
+    data = _object(body, "body")
+    _no_nul(data)
+    kind = data.get("type")
+    if kind == "url_verification" or data.get("ssl_check") is not None:
+        return  # Slack's own checks of the request URL: Bolt answers them
+    if isinstance(kind, str) and kind in INTERACTIONS:
+        _interaction(data, api_url)
+    elif "command" in data and kind is None:
+        _command(data, api_url)
+    else:
+        raise Malformed("not a request wsimg handles")
+
+
 def _no_nul(value: Any, depth: int = 0) -> None:
     """No NUL character anywhere (PostgreSQL text cannot hold one, and Slack sends none)."""
     if depth > 32:
