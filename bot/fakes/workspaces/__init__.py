@@ -1,0 +1,58 @@
+"""An Amazon WorkSpaces (and minimal STS) simulator that the real boto3 reaches over HTTP.
+
+Used by the tests and by ``wsimg demo``: point AWS_ENDPOINT_URL at ``WorkSpacesSimulator.url``
+and every boto3 client talks to it. It speaks the protocols botocore actually sends (AWS JSON
+1.1 for WorkSpaces, the query protocol with XML answers for STS), checks every WorkSpaces
+request against botocore's own service model (types, lengths, patterns, enums) the way the
+service does, and keeps images per (account, region) with the semantics of
+CreateUpdatedWorkspaceImage: PENDING, then AVAILABLE or ERROR some time later.
+
+Tests steer it with ``fail_next``, ``throttle``, ``deny``, ``hold``, ``fail_build`` and read
+``calls``. The region comes from the SigV4 credential scope and the account from the access key:
+any key is the default account, keys issued by the simulator's AssumeRole belong to the role's
+account. Signatures are not verified.
+
+By subject: ``model`` (botocore-model validation), ``protocol`` (wire formats and the HTTP
+server), ``store`` (images and records), ``service`` (the WorkSpaces and STS operations),
+``simulator`` (lifecycle and the controls for tests), ``seed`` (demo data, standalone use).
+
+Run it alone with ``python -m bot.fakes.workspaces --port 4566``.
+"""
+
+from bot.fakes.hold import Hold
+from bot.fakes.workspaces.model import validation_message
+from bot.fakes.workspaces.protocol import (
+    JSON_CONTENT_TYPE,
+    STS_NAMESPACE,
+    TARGET_PREFIX,
+    SimulatorError,
+)
+from bot.fakes.workspaces.seed import main, seed_demo_data
+from bot.fakes.workspaces.service import IMPLEMENTED, MAX_TAGS, STS_OPERATIONS
+from bot.fakes.workspaces.simulator import CLEARED_ENV, WorkSpacesSimulator
+from bot.fakes.workspaces.store import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_IMAGE_LIMIT,
+    DEFAULT_UPDATE_DESCRIPTION,
+    Call,
+)
+
+__all__ = [
+    "CLEARED_ENV",
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_IMAGE_LIMIT",
+    "DEFAULT_UPDATE_DESCRIPTION",
+    "IMPLEMENTED",
+    "JSON_CONTENT_TYPE",
+    "MAX_TAGS",
+    "STS_NAMESPACE",
+    "STS_OPERATIONS",
+    "TARGET_PREFIX",
+    "Call",
+    "Hold",
+    "SimulatorError",
+    "WorkSpacesSimulator",
+    "main",
+    "seed_demo_data",
+    "validation_message",
+]

@@ -1,0 +1,244 @@
+"""The simulator's state: images per (account, region) with the lifecycle of
+CreateUpdatedWorkspaceImage (PENDING, then AVAILABLE or ERROR some time later), the calls it
+received, and the failures, denials and holds tests asked for."""
+
+from __future__ import annotations
+
+import random
+import string
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.session
+
+from bot.fakes.hold import Hold
+from bot.fakes.workspaces.model import validate, validation_message
+from bot.fakes.workspaces.protocol import SimulatorServer
+
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_IMAGE_LIMIT = 40
+DEFAULT_UPDATE_DESCRIPTION = "Microsoft Windows and WorkSpaces agent updates are available."
+
+_ID_ALPHABET = string.digits + string.ascii_lowercase
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the simulator received (recorded before it is answered)."""
+
+    operation: str
+    params: dict[str, Any]
+    account: str
+    region: str
+    time: float
+
+
+@dataclass
+class StoredImage:
+    image_id: str
+    account_id: str
+    region: str
+    name: str
+    description: str | None
+    platform: str | None
+    state: str
+    update_available: bool
+    update_description: str | None
+    created: float
+    tags: dict[str, str] = field(default_factory=dict)
+    ready_at: float | None = None
+    final_state: str = "AVAILABLE"
+    error_code: str | None = None
+    error_message: str | None = None
+    source_image_id: str | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "ImageId": self.image_id,
+            "Name": self.name,
+            "State": self.state,
+            "RequiredTenancy": "DEFAULT",
+            "Created": self.created,
+            "OwnerAccountId": self.account_id,
+            "Updates": {"UpdateAvailable": self.update_available},
+        }
+        if self.description:
+            data["Description"] = self.description
+        if self.platform:
+            data["OperatingSystem"] = {"Type": self.platform}
+        if self.update_available and self.update_description:
+            data["Updates"]["Description"] = self.update_description
+        if self.state == "ERROR":
+            data["ErrorCode"] = self.error_code or "UpdateFailed"
+            data["ErrorMessage"] = self.error_message or "The image update failed."
+        return data
+
+
+@dataclass(frozen=True)
+class Injected:
+    code: str
+    message: str
+    region: str | None
+    account_id: str | None
+
+    def matches(self, account: str, region: str) -> bool:
+        return self.region in (None, region) and self.account_id in (None, account)
+
+
+@dataclass
+class IssuedKey:
+    account_id: str
+    arn: str
+    expires: float
+
+
+class ImageStore:
+    """The images and the simulator's records, behind one lock."""
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        pending_seconds: float = 2.0,
+        image_limit: int = DEFAULT_IMAGE_LIMIT,
+        credential_seconds: int = 3600,
+        clock: Callable[[], float] = time.time,
+        seed: int | None = None,
+        hold_timeout: float = 30.0,
+    ) -> None:
+        self.port = port
+        self.pending_seconds = pending_seconds
+        self.image_limit = image_limit
+        self.credential_seconds = credential_seconds
+        self.hold_timeout = hold_timeout
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._images: dict[tuple[str, str], dict[str, StoredImage]] = {}
+        self._keys: dict[str, IssuedKey] = {}
+        self._calls: list[Call] = []
+        self._failures: dict[str, list[Injected]] = {}
+        self._denied: set[tuple[str, str | None, str | None]] = set()
+        self._holds: dict[str, Hold] = {}
+        self._holds_after: dict[str, Hold] = {}
+        self._build_failures: dict[str, tuple[str, str]] = {}
+        self._lost: dict[str, int] = {}
+        self._model = botocore.session.get_session().get_service_model("workspaces")
+        self._server: SimulatorServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- the store --
+
+    def _new_id(self) -> str:
+        return "wsi-" + "".join(self._rng.choice(_ID_ALPHABET) for _ in range(9))
+
+    def add_image(
+        self,
+        *,
+        region: str,
+        account_id: str = DEFAULT_ACCOUNT,
+        name: str,
+        platform: str | None = "WINDOWS",
+        update_available: bool = True,
+        update_description: str | None = DEFAULT_UPDATE_DESCRIPTION,
+        state: str = "AVAILABLE",
+        image_id: str | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Put an image in the store (as if it had been made by hand); returns its ID."""
+        name_shape = self._model.shape_for("WorkspaceImageName")
+        problems: list[str] = []
+        validate(name_shape, name, "Name", problems)
+        if state not in ("AVAILABLE", "PENDING", "ERROR"):
+            problems.append(f"state {state!r} is not AVAILABLE, PENDING or ERROR")
+        if problems:
+            raise ValueError(validation_message(problems))
+        with self._lock:
+            new_id = image_id or self._new_id()
+            if self._find(new_id) is not None:
+                raise ValueError(f"image {new_id} already exists")
+            self._bucket(account_id, region)[new_id] = StoredImage(
+                image_id=new_id,
+                account_id=account_id,
+                region=region,
+                name=name,
+                description=description,
+                platform=platform,
+                state=state,
+                update_available=update_available,
+                update_description=update_description if update_available else None,
+                created=self._clock(),
+                tags=dict(tags or {}),
+            )
+            return new_id
+
+    def _bucket(self, account_id: str, region: str) -> dict[str, StoredImage]:
+        return self._images.setdefault((account_id, region), {})
+
+    def _find(self, image_id: str) -> StoredImage | None:
+        for bucket in self._images.values():
+            if image_id in bucket:
+                return bucket[image_id]
+        return None
+
+    def get_image(self, image_id: str) -> dict[str, Any] | None:
+        """The image as DescribeWorkspaceImages would show it, plus its Tags; None if absent."""
+        with self._lock:
+            self._settle()
+            image = self._find(image_id)
+            if image is None:
+                return None
+            return {**image.to_api(), "Region": image.region, "Tags": dict(image.tags)}
+
+    def images(self, *, region: str | None = None, account_id: str | None = None) -> list[dict]:
+        with self._lock:
+            self._settle()
+            return [
+                {**image.to_api(), "Region": image.region, "Tags": dict(image.tags)}
+                for (account, reg), bucket in self._images.items()
+                if (region is None or reg == region)
+                and (account_id is None or account == account_id)
+                for image in bucket.values()
+            ]
+
+    def rename(self, image_id: str, name: str) -> None:
+        """Give an image any name, unchecked: lets a test feed wsimg a name AWS would refuse."""
+        with self._lock:
+            image = self._find(image_id)
+            if image is None:
+                raise KeyError(image_id)
+            image.name = name
+
+    def withdraw_update(self, image_id: str) -> None:
+        """The image no longer has an update available (updated by hand, say)."""
+        with self._lock:
+            image = self._find(image_id)
+            if image is None:
+                raise KeyError(image_id)
+            image.update_available = False
+            image.update_description = None
+
+    def remove_image(self, image_id: str) -> None:
+        with self._lock:
+            for bucket in self._images.values():
+                bucket.pop(image_id, None)
+
+    def _settle(self, *, force: bool = False) -> None:
+        """Move PENDING images whose time has come to their final state."""
+        now = self._clock()
+        for bucket in self._images.values():
+            for image in bucket.values():
+                if image.state != "PENDING" or image.ready_at is None:
+                    continue
+                if force or image.ready_at <= now:
+                    image.state = image.final_state
+                    image.ready_at = None
+
+    def complete_pending(self) -> None:
+        """Finish every PENDING update now (AVAILABLE, or ERROR where ``fail_build`` said so)."""
+        with self._lock:
+            self._settle(force=True)
