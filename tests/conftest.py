@@ -1,17 +1,23 @@
 """The fake world every end-to-end test runs in: the WorkSpaces simulator (real boto3 over
 HTTP), the Slack Web API stand-in (real slack_sdk over HTTP), a real database, and the real
-Bolt app served by waitress, reached with signed requests."""
+Bolt app served by waitress, reached with signed requests.
+
+``World`` also holds what many tests do and read: approve an image as a user would, the
+requests in the database, the CreateUpdatedWorkspaceImage calls AWS received, and waits for
+what proves that something happened (or, with a marker, that something did not)."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from sqlmodel import col, select
 
 from bot.config import Settings
 from bot.domain.poller import PollReport, poll
@@ -19,7 +25,9 @@ from bot.fakes.slack import HttpResult, SlackUser, SlackWebAPI, find_buttons
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
 from bot.runtime import Services, build_services, http_server
 from bot.slack.server import Server
-from storage.db import ensure_schema
+from storage import crud
+from storage.db import ensure_schema, session_scope
+from storage.models import UpdateRequest
 from tests.postgres import PostgresServer, PostgresUnavailable
 
 BOT_TOKEN = "xoxb-test-token-do-not-log"
@@ -29,6 +37,21 @@ GROUP = "SADMINS"
 GROUP_MEMBER = "UGROUPIE"
 OUTSIDER = "UOUTSIDER"
 REGIONS = ("us-east-1", "eu-west-1")
+# Who sends the marker command (World.settle); no test acts as this user otherwise.
+MARKER_USER, MARKER_CHANNEL = "UMARKER", "C0MARKER"
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], what: str, *, timeout: float = 15, every: float = 0.05) -> T:
+    """``check()`` once it returns something true, or fail within ``timeout`` saying ``what``
+    was awaited and what ``check()`` last returned."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout} s for {what}; last saw {found!r}")
+        time.sleep(every)
+    return found
 
 
 def _is_loopback(address: Any) -> bool:
@@ -186,6 +209,65 @@ class World:
     def poll(self) -> PollReport:
         return poll(self.services)
 
+    # ---- what many tests do and read ------------------------------------------------------
+
+    def approve(self, image: str, *, user_id: str = APPROVER) -> dict[str, Any]:
+        """List the updates, click the image's Approve as ``user_id``, and return the answer to
+        the click: it comes once the click has been dealt with (the create called, or not)."""
+        button = self.approve_button(self.listing(user_id=user_id), image)
+        result = self.click(button, user_id=user_id)
+        assert result.status == 200
+        return self.answer(result)
+
+    def approved(self, image: str, *, user_id: str = APPROVER) -> UpdateRequest:
+        """``approve``, then the image's one request."""
+        self.approve(image, user_id=user_id)
+        [request] = self.requests(image)
+        return request
+
+    def requests(self, image: str | None = None) -> list[UpdateRequest]:
+        """Every update request (of ``image``, when given), oldest first."""
+        query = select(UpdateRequest).order_by(col(UpdateRequest.created_at))
+        if image is not None:
+            query = query.where(UpdateRequest.source_image_id == image)
+        with session_scope(self.services.engine) as session:
+            return list(session.exec(query))
+
+    def reload(self, request: UpdateRequest | str) -> UpdateRequest:
+        """The request (or request id) as the database has it now."""
+        request_id = request if isinstance(request, str) else request.id
+        with session_scope(self.services.engine) as session:
+            found = crud.get_request(session=session, request_id=request_id)
+        assert found is not None, request_id
+        return found
+
+    def creates(self) -> list[dict[str, Any]]:
+        """The parameters of every CreateUpdatedWorkspaceImage call AWS received."""
+        return [
+            c.params for c in self.simulator.calls if c.operation == "CreateUpdatedWorkspaceImage"
+        ]
+
+    def responses(self, result: HttpResult, count: int, *, timeout: float = 15) -> list[Any]:
+        """The payloads sent to ``result``'s response_url, once there are at least ``count``."""
+        url = result.response_url
+        assert url is not None
+
+        def enough() -> list[Any]:
+            found = self.slack.responses_for(url)
+            return found if len(found) >= count else []
+
+        return wait_until(enough, f"{count} answers at {url}", timeout=timeout)
+
+    def settle(self) -> str:
+        """Send a signed `/wsimg history` from a marker user and channel and wait for its
+        answer: whatever a request sent before it had started is under way by then (Bolt hands
+        listeners to one first-in, first-out pool). The marker's response_url, to tell its
+        answer from anything else."""
+        asked = self.command("history", user_id=MARKER_USER, channel_id=MARKER_CHANNEL)
+        assert asked.status == 200 and asked.response_url
+        self.slack.wait_for_response(asked.response_url, timeout=15)
+        return asked.response_url
+
 
 def serve(services: Services) -> tuple[str, Server]:
     server = http_server(services, host="127.0.0.1", port=0).start()
@@ -196,7 +278,8 @@ def serve(services: Services) -> tuple[str, Server]:
 def world(
     settings: Settings, simulator: WorkSpacesSimulator, slack: SlackWebAPI
 ) -> Iterator[World]:
-    services = build_services(settings)
+    # No real AWS lags behind: a Name AWS says exists is looked up without pauses.
+    services = build_services(settings, name_lookup_pause=0)
     ensure_schema(services.engine)
     url, server = serve(services)
     yield World(

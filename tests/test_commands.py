@@ -107,8 +107,7 @@ def test_digest_dry_run_prints_the_digest_without_slack(tmp_path: Path) -> None:
 
 def test_history_json_exports_every_request_with_its_events(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Audited")
-    button = world.approve_button(world.listing(), image)
-    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
+    world.approve(image)
     env = _clean_env(DATABASE_URL=world.services.settings.database_url)
 
     exported = _wsimg("history", "--json", env=env)

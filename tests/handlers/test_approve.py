@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,40 +12,22 @@ from bot.domain.naming import TAG_APPROVED_BY, TAG_REQUEST_ID, TAG_SOURCE_IMAGE_
 from bot.fakes.slack import validate_blocks
 from bot.slack.render import blocks_to_text
 from storage.db import session_scope
-from storage.models import Event, State, UpdateRequest
-from tests.conftest import APPROVER, GROUP_MEMBER, OUTSIDER, World
+from storage.models import Event, State
+from tests.conftest import APPROVER, GROUP_MEMBER, OUTSIDER, World, wait_until
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_./()\-]+$")
 DESCRIPTION_PATTERN = re.compile(r"^[a-zA-Z0-9_./() -]+$")
-
-
-def _requests(world: World) -> list[UpdateRequest]:
-    with session_scope(world.services.engine) as session:
-        return list(session.exec(select(UpdateRequest)))
-
-
-def _creates(world: World) -> list[dict]:
-    return [c.params for c in world.simulator.calls if c.operation == "CreateUpdatedWorkspaceImage"]
-
-
-def _approve(world: World, image: str, *, user_id: str = APPROVER) -> dict:
-    button = world.approve_button(world.listing(user_id=user_id), image)
-    result = world.click(button, user_id=user_id)
-    assert result.status == 200
-    return world.slack.wait_for_response(
-        result.response_url, lambda p: bool(p.get("blocks")), timeout=15
-    )
 
 
 @pytest.mark.parametrize("user_id", [APPROVER, GROUP_MEMBER], ids=["listed-user", "group-member"])
 def test_an_approver_causes_exactly_one_accepted_create(world: World, user_id: str) -> None:
     image = world.simulator.add_image(region="eu-west-1", name="Win10-Finance")
 
-    answer = _approve(world, image, user_id=user_id)
+    answer = world.approve(image, user_id=user_id)
 
-    creates = _creates(world)
+    creates = world.creates()
     assert len(creates) == 1
-    [request] = _requests(world)
+    [request] = world.requests()
     assert request.state == State.pending
     assert request.approved_by == user_id
     assert request.new_image_id is not None
@@ -75,12 +56,12 @@ def test_a_name_of_seventy_spaces_commas_and_accents_still_yields_a_valid_reques
     image = world.simulator.add_image(region="us-east-1", name="placeholder")
     world.simulator.rename(image, ugly)
 
-    _approve(world, image)
+    world.approve(image)
 
-    [create] = _creates(world)
+    [create] = world.creates()
     assert NAME_PATTERN.match(create["Name"]) and 1 <= len(create["Name"]) <= 64
     assert DESCRIPTION_PATTERN.match(create["Description"]) and len(create["Description"]) <= 256
-    [request] = _requests(world)
+    [request] = world.requests()
     assert request.state == State.pending
 
 
@@ -93,24 +74,23 @@ def test_twenty_concurrent_clicks_create_exactly_one_image(world: World) -> None
 
     assert all(200 <= r.status < 300 for r in results)
 
-    def refused() -> list[dict]:
-        return [
-            p
-            for r in results
-            for p in world.slack.responses_for(r.response_url)
-            if "already in flight" in str(p.get("blocks"))
-        ]
+    def refused(answers: list[dict]) -> bool:
+        return any("already in flight" in str(p.get("blocks")) for p in answers)
 
-    deadline = time.monotonic() + 30
-    while len(refused()) < 19 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(refused()) == 19
-    assert len(_creates(world)) == 1
-    assert len(_requests(world)) == 1
-    # and each refused clicker's list now shows the update in flight, without its button
-    for result in results:
-        shown = world.slack.responses_for(result.response_url)[0]
-        assert world.image_button(shown, image, "approve") is None
+    def answered() -> list[list[dict]]:
+        """Each click's answers, once every click has one and 19 have been refused: the
+        winner's comes only after its create returns, a loser's refusal after its list."""
+        answers = [world.slack.responses_for(r.response_url) for r in results]
+        done = all(answers) and sum(map(refused, answers)) >= 19
+        return answers if done else []
+
+    answers = wait_until(answered, "an answer to each of the 20 clicks", timeout=30)
+    assert sum(map(refused, answers)) == 19
+    assert len(world.creates()) == 1
+    assert len(world.requests()) == 1
+    # and every clicker's list now shows the update in flight, without its button
+    for shown in answers:
+        assert world.image_button(shown[0], image, "approve") is None
 
 
 def test_someone_not_listed_is_told_and_nothing_is_called(world: World) -> None:
@@ -124,7 +104,7 @@ def test_someone_not_listed_is_told_and_nothing_is_called(world: World) -> None:
     answer = world.slack.wait_for_response(result.response_url, timeout=15)
     assert "may not approve" in str(answer["blocks"])
     assert world.simulator.calls == []
-    assert _requests(world) == []
+    assert world.requests() == []
     with session_scope(world.services.engine) as session:
         refusals = session.exec(select(Event).where(Event.kind == "approval_refused")).all()
     assert [e.actor for e in refusals] == [OUTSIDER]
@@ -140,7 +120,7 @@ def test_a_forged_or_random_button_value_calls_nothing(world: World) -> None:
         answer = world.slack.wait_for_response(result.response_url, timeout=15)
         assert "no longer valid" in str(answer["blocks"])
     assert world.simulator.calls == []
-    assert _requests(world) == []
+    assert world.requests() == []
 
 
 ERROR_CODES = {
@@ -161,9 +141,9 @@ def test_each_create_error_reaches_the_user_as_a_sentence_and_is_recorded(
     image = world.simulator.add_image(region="us-east-1", name="Win-Failing")
     world.simulator.fail_next("CreateUpdatedWorkspaceImage", code, "The name is bad")
 
-    _approve(world, image)
+    world.approve(image)
 
-    [request] = _requests(world)
+    [request] = world.requests()
     assert request.state == State.failed
     assert request.error_code == code
     assert ERROR_CODES[code] in request.error_message
@@ -172,22 +152,22 @@ def test_each_create_error_reaches_the_user_as_a_sentence_and_is_recorded(
     assert validate_blocks(announcement.blocks) == []
     # A failed request frees the image: it can be approved again.
     world.simulator.clear_calls()
-    _approve(world, image)
-    assert len(_creates(world)) == 1
+    world.approve(image)
+    assert len(world.creates()) == 1
 
 
 def test_throttling_is_retried_and_then_explained(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Throttled")
     world.simulator.throttle("CreateUpdatedWorkspaceImage", times=2)
-    _approve(world, image)
-    [request] = _requests(world)
+    world.approve(image)
+    [request] = world.requests()
     assert request.state == State.pending
-    assert len(_creates(world)) == 3
+    assert len(world.creates()) == 3
 
     other = world.simulator.add_image(region="us-east-1", name="Win-Throttled-Hard")
     world.simulator.throttle("CreateUpdatedWorkspaceImage", times=50)
-    _approve(world, other)
-    failed = next(r for r in _requests(world) if r.source_image_id == other)
+    world.approve(other)
+    failed = next(r for r in world.requests() if r.source_image_id == other)
     assert failed.state == State.failed
     assert failed.error_code == "Throttling"
     assert "throttling" in failed.error_message.lower()
@@ -201,14 +181,14 @@ def test_a_create_whose_reply_was_lost_is_found_by_its_name_not_made_twice(
     image = world.simulator.add_image(region="us-east-1", name="Win-Lost-Reply")
     world.simulator.lose_response("CreateUpdatedWorkspaceImage")
 
-    _approve(world, image)
+    world.approve(image)
 
-    [request] = _requests(world)
+    [request] = world.requests()
     assert request.state == State.pending
     made = [i for i in world.simulator.images() if i["Name"] == request.new_image_name]
     assert [i["ImageId"] for i in made] == [request.new_image_id]
     # botocore retried the 500; the retry met our own Name and was not a second image
-    assert len(_creates(world)) == 2
+    assert len(world.creates()) == 2
     assert "building" in blocks_to_text(
         world.slack.message(request.channel_id, request.message_ts).blocks
     )
@@ -217,10 +197,10 @@ def test_a_create_whose_reply_was_lost_is_found_by_its_name_not_made_twice(
 def test_approve_on_an_image_already_updated_says_so_and_calls_nothing(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Done")
     listing = world.listing()
-    _approve(world, image)
+    world.approve(image)
     world.simulator.complete_pending()
     world.poll()
-    [request] = _requests(world)
+    [request] = world.requests()
     assert request.state == State.available
 
     again = world.click(world.approve_button(listing, image))  # the old list's button
@@ -228,4 +208,4 @@ def test_approve_on_an_image_already_updated_says_so_and_calls_nothing(world: Wo
         again.response_url, lambda p: "already updated" in str(p.get("blocks")), timeout=15
     )
     assert request.new_image_id in str(answer["blocks"])
-    assert len(_creates(world)) == 1 and len(_requests(world)) == 1
+    assert len(world.creates()) == 1 and len(world.requests()) == 1

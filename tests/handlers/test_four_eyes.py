@@ -34,19 +34,8 @@ def _request(world: World, image: str, *, user_id: str = REQUESTER) -> UpdateReq
         world.click(button, user_id=user_id).response_url, timeout=15
     )
     assert world.image_button(answer, image, "approve") is None
-    [request] = _requests(world, image)
+    [request] = world.requests(image)
     return request
-
-
-def _requests(world: World, image: str) -> list[UpdateRequest]:
-    with session_scope(world.services.engine) as session:
-        query = select(UpdateRequest).where(UpdateRequest.source_image_id == image)
-        return list(session.exec(query))
-
-
-def _reload(world: World, request: UpdateRequest) -> UpdateRequest:
-    [found] = [r for r in _requests(world, request.source_image_id) if r.id == request.id]
-    return found
 
 
 def _announcement(world: World, request: UpdateRequest) -> Message:
@@ -71,33 +60,29 @@ def _answer_to(world: World, result: Any) -> str:
     return blocks_to_text(payload["blocks"])
 
 
-def _creates(world: World) -> int:
-    return world.simulator.count("CreateUpdatedWorkspaceImage")
-
-
 def test_the_requester_cannot_approve_their_own_request_and_another_approver_can(
     world: World,
 ) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Four-Eyes")
     request = _request(world, image)
     assert request.state == State.requested and request.approved_by is None
-    assert _creates(world) == 0
+    assert len(world.creates()) == 0
     text = blocks_to_text(_announcement(world, request).blocks)
     assert "asked for the WorkSpaces update" in text and "waiting for another approver" in text
 
     refused, _ = _decide(world, request, "Approve", user_id=REQUESTER)
     assert "needs a different approver" in _answer_to(world, refused)
-    assert _reload(world, request).state == State.requested
-    assert _creates(world) == 0
+    assert world.reload(request).state == State.requested
+    assert len(world.creates()) == 0
 
     _decide(world, request, "Approve", user_id=OTHER_APPROVER)
     world.slack.wait_for(
         lambda c: c.method == "chat.update" and "building" in str(c.args), timeout=15
     )
-    final = _reload(world, request)
+    final = world.reload(request)
     assert final.state == State.pending
     assert (final.requested_by, final.approved_by) == (REQUESTER, OTHER_APPROVER)
-    assert _creates(world) == 1
+    assert len(world.creates()) == 1
     tags = world.simulator.get_image(final.new_image_id)["Tags"]
     assert tags[TAG_REQUESTED_BY] == REQUESTER and tags[TAG_APPROVED_BY] == OTHER_APPROVER
     shown = blocks_to_text(_announcement(world, final).blocks)
@@ -113,7 +98,7 @@ def test_anyone_may_request_but_only_an_approver_may_approve(world: World) -> No
 
     refused, _ = _decide(world, request, "Approve", user_id=OUTSIDER)
     assert "may not approve" in _answer_to(world, refused)
-    assert _creates(world) == 0 and _reload(world, request).state == State.requested
+    assert len(world.creates()) == 0 and world.reload(request).state == State.requested
 
 
 def test_a_click_25_hours_after_the_request_answers_expired_and_calls_nothing(
@@ -128,7 +113,7 @@ def test_a_click_25_hours_after_the_request_answers_expired_and_calls_nothing(
 
     assert "expired" in _answer_to(world, late)
     assert world.simulator.calls == []
-    final = _reload(world, request)
+    final = world.reload(request)
     assert final.state == State.expired and final.active_key is None
     assert "Expired" in blocks_to_text(_announcement(world, final).blocks)
 
@@ -144,7 +129,7 @@ def test_a_listing_25_hours_old_answers_expired(world: World) -> None:
     answer = _answer_to(world, world.click(button))
 
     assert "expired" in answer and "/wsimg updates" in answer
-    assert world.simulator.calls == [] and _requests(world, image) == []
+    assert world.simulator.calls == [] and world.requests(image) == []
 
 
 def test_listings_older_than_the_ttl_are_purged_and_their_events_kept(world: World) -> None:
@@ -169,7 +154,7 @@ def test_listings_older_than_the_ttl_are_purged_and_their_events_kept(world: Wor
     assert fresh_button["value"] in {o.key for o in offers}
     answer = _answer_to(world, world.click(old_button))
     assert "no longer valid" in answer and "/wsimg updates" in answer
-    assert _requests(world, image) == []
+    assert world.requests(image) == []
 
 
 def test_requests_nobody_decided_expire_on_the_poller(world: World) -> None:
@@ -178,7 +163,7 @@ def test_requests_nobody_decided_expire_on_the_poller(world: World) -> None:
     assert decisions.expire_requests(world.services) == 0
     _age(world, UpdateRequest, request.id, hours=25)
     assert decisions.expire_requests(world.services) == 1
-    assert _reload(world, request).state == State.expired
+    assert world.reload(request).state == State.expired
     # the image can be asked for again
     assert world.image_button(world.listing(), image, "approve") is not None
 
@@ -199,10 +184,10 @@ def test_reject_asks_why_and_ends_the_request_with_the_reason(world: World) -> N
     world.slack.wait_for(
         lambda c: c.method == "chat.update" and "Rejected by" in str(c.args), timeout=15
     )
-    final = _reload(world, request)
+    final = world.reload(request)
     assert final.state == State.rejected and final.closed_by == OTHER_APPROVER
     assert final.close_reason == "Not during the quarter close"
-    assert _creates(world) == 0
+    assert len(world.creates()) == 0
     history = blocks_to_text(world.answer(world.command("history"))["blocks"])
     assert f"rejected by @{OTHER_APPROVER}" in history
 
@@ -226,7 +211,7 @@ def test_the_requester_cancels_with_a_reason_and_the_image_is_offered_again(
     world.slack.wait_for(
         lambda c: c.method == "chat.update" and "Cancelled by" in str(c.args), timeout=15
     )
-    final = _reload(world, request)
+    final = world.reload(request)
     assert final.state == State.cancelled and final.close_reason == "Asked by mistake"
     assert world.image_button(world.listing(), image, "approve") is not None
 
@@ -253,8 +238,8 @@ def test_forged_decisions_call_nothing(world: World) -> None:
     )
     again = world.user.click(approve["action_id"], one.id, user_id=OTHER_APPROVER, message=message)
     assert "no longer waiting for a decision" in _answer_to(world, again)
-    assert _creates(world) == 1
-    assert _reload(world, two).state == State.requested
+    assert len(world.creates()) == 1
+    assert world.reload(two).state == State.requested
 
 
 @pytest.mark.parametrize("change", ["deleted", "updated elsewhere"])
@@ -270,11 +255,11 @@ def test_a_click_on_an_image_that_changed_is_refused_and_the_list_refreshed(
 
     result = world.click(world.approve_button(listing, image))
 
-    payloads = _wait_payloads(world, result.response_url, 2)
+    payloads = world.responses(result, 2)
     refreshed, answer = (blocks_to_text(p["blocks"]) for p in payloads)
     assert "No longer offered" in refreshed and "[ Request update ]" not in refreshed
     assert ("no longer exists" if change == "deleted" else "no WorkSpaces update") in answer
-    assert _creates(world) == 0 and _requests(world, image) == []
+    assert len(world.creates()) == 0 and world.requests(image) == []
 
 
 def test_approving_a_request_whose_image_changed_rejects_it_and_calls_nothing(
@@ -285,19 +270,9 @@ def test_approving_a_request_whose_image_changed_rejects_it_and_calls_nothing(
     world.simulator.remove_image(image)
     refused, _ = _decide(world, request, "Approve", user_id=OTHER_APPROVER)
     assert "no longer exists" in _answer_to(world, refused)
-    final = _reload(world, request)
+    final = world.reload(request)
     assert final.state == State.rejected and "no longer exists" in (final.close_reason or "")
-    assert _creates(world) == 0
-
-
-def _wait_payloads(world: World, url: str | None, count: int) -> list[dict]:
-    import time
-
-    deadline = time.monotonic() + 15
-    while len(payloads := world.slack.responses_for(url)) < count:
-        assert time.monotonic() < deadline, payloads
-        time.sleep(0.05)
-    return payloads
+    assert len(world.creates()) == 0
 
 
 def _age(world: World, table: type, row_id: object, *, hours: int) -> None:
@@ -319,7 +294,7 @@ def test_a_request_that_cannot_be_announced_is_cancelled_at_once_not_stranded(
     answer = _answer_to_error(world, world.click(button))
 
     assert "could not post the request" in answer and "Invite wsimg" in answer
-    [request] = _requests(world, image)
+    [request] = world.requests(image)
     assert request.state == State.cancelled and request.active_key is None
     assert world.image_button(world.listing(), image, "approve") is not None
 
@@ -334,7 +309,7 @@ def test_a_decision_clicked_anywhere_but_on_its_announcement_is_refused(world: W
         approve["action_id"], request.id, user_id=OTHER_APPROVER, message=ephemeral
     )
     assert "no longer valid" in _answer_to(world, result)
-    assert _creates(world) == 0 and _reload(world, request).state == State.requested
+    assert len(world.creates()) == 0 and world.reload(request).state == State.requested
 
 
 def test_an_expired_request_no_longer_holds_its_image_for_a_new_one(world: World) -> None:
@@ -344,7 +319,7 @@ def test_an_expired_request_no_longer_holds_its_image_for_a_new_one(world: World
     _age(world, UpdateRequest, old.id, hours=25)
     # No poller has run: the click itself finds the old request expired and lets go of it.
     world.slack.wait_for_response(world.click(button, user_id=OUTSIDER).response_url, timeout=15)
-    states = sorted(r.state for r in _requests(world, image))
+    states = sorted(r.state for r in world.requests(image))
     assert states == [State.expired, State.requested]
 
 

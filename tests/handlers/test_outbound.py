@@ -19,12 +19,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from sqlmodel import select
 
 from bot.config import Settings
 from bot.fakes.slack import APP_ID, VERIFICATION_TOKEN, HttpResult, ModalView, find_buttons
 from bot.slack.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT
-from storage.db import session_scope
 from storage.models import State, UpdateRequest
 from tests.conftest import APPROVER, GROUP_MEMBER, World
 
@@ -86,21 +84,13 @@ def _post_payload(world: World, payload: dict[str, Any]) -> HttpResult:
 def _request_and_reason_modal(world: World) -> tuple[UpdateRequest, ModalView]:
     """A real request, and the real reason modal its Reject button opened for DECIDER."""
     image = world.simulator.add_image(region="us-east-1", name="Win-Outbound")
-    button = world.approve_button(world.listing(), image)
-    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
-    request = _request(world)
+    request = world.approved(image)
     assert request.channel_id and request.message_ts
     message = world.slack.message(request.channel_id, request.message_ts)
     assert message is not None
     [reject] = [b for b in find_buttons(message.blocks) if b["text"] == "Reject"]
     assert world.user.click_button(reject, user_id=DECIDER, message=message).status == 200
     return request, world.slack.wait_for_view(DECIDER, callback_id=CLOSE_VIEW, timeout=15)
-
-
-def _request(world: World) -> UpdateRequest:
-    with session_scope(world.services.engine) as session:
-        [request] = session.exec(select(UpdateRequest)).all()
-    return request
 
 
 def _submission(world: World, view: ModalView, **changes: Any) -> dict[str, Any]:
@@ -138,7 +128,7 @@ def _nothing_went_out(world: World, foreign: Foreign, answered: int) -> None:
     answers had, and the reason modal decided nothing."""
     assert foreign.received == []
     assert len(world.slack.responses) == answered and world.slack.rejected_responses == []
-    assert _request(world).state == State.requested
+    assert [r.state for r in world.requests()] == [State.requested]
     assert world.simulator.count("CreateUpdatedWorkspaceImage") == 0
 
 
@@ -165,7 +155,7 @@ def test_a_view_submission_naming_a_foreign_response_url_is_refused(
     _nothing_went_out(world, foreign, answered)
     # The same modal, submitted as Slack submits it, is served: only the URLs were refused.
     assert world.user.submit_view(view, {"reason": "Not during the close"}).view_closed
-    assert _request(world).state == State.rejected
+    assert [r.state for r in world.requests()] == [State.rejected]
 
 
 HOSTILE_METADATA = {
@@ -206,7 +196,7 @@ def test_a_reason_modal_with_metadata_wsimg_did_not_write_is_refused(
     assert world.slack.responses_for(slack_url) == []
     _nothing_went_out(world, foreign, answered)
     assert world.user.submit_view(view, {"reason": "Not during the close"}).view_closed
-    assert _request(world).state == State.rejected
+    assert [r.state for r in world.requests()] == [State.rejected]
 
 
 def _command(url: str) -> bytes:

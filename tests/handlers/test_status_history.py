@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
-
 from bot.slack.render import blocks_to_text
-from storage.db import session_scope
-from storage.models import UpdateRequest
 from tests.conftest import APPROVER, World
-
-
-def _approve(world: World, image: str) -> UpdateRequest:
-    button = world.approve_button(world.listing(), image)
-    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
-    with session_scope(world.services.engine) as session:
-        return next(r for r in session.exec(select(UpdateRequest)) if r.source_image_id == image)
 
 
 def _answer_text(world: World, text: str) -> str:
@@ -23,7 +12,7 @@ def _answer_text(world: World, text: str) -> str:
 
 def test_status_lists_what_is_in_flight_with_its_trail(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Status")
-    request = _approve(world, image)
+    request = world.approved(image)
 
     everything = _answer_text(world, "status")
     by_image = _answer_text(world, f"status {image}")
@@ -49,8 +38,8 @@ def test_history_names_who_requested_and_who_approved(world: World) -> None:
     )
     first = world.simulator.add_image(region="us-east-1", name="Win-First")
     second = world.simulator.add_image(region="eu-west-1", name="Win-Second")
-    _approve(world, first)
-    _approve(world, second)
+    world.approved(first)
+    world.approved(second)
 
     text = _answer_text(world, "history")
     assert "Win-First" in text and "Win-Second" in text

@@ -46,8 +46,7 @@ def _rejected_in_private(world: World) -> UpdateRequest:
         button["action_id"], button["value"], user_id=APPROVER, channel_id=PRIVATE
     )
     world.slack.wait_for_response(result.response_url, timeout=15)
-    with session_scope(world.services.engine) as session:
-        [request] = session.exec(select(UpdateRequest))
+    [request] = world.requests()
     assert request.channel_id == PRIVATE and request.message_ts
     message = world.slack.message(PRIVATE, request.message_ts)
     assert message is not None

@@ -42,15 +42,6 @@ def events_refused(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", refuse)
 
 
-def _requests(world: World) -> list[UpdateRequest]:
-    with session_scope(world.services.engine) as session:
-        return list(session.exec(select(UpdateRequest)))
-
-
-def _creates(world: World) -> int:
-    return sum(1 for c in world.simulator.calls if c.operation == "CreateUpdatedWorkspaceImage")
-
-
 def test_an_approval_whose_event_cannot_be_written_leaves_no_request_and_builds_nothing(
     world: World,
 ) -> None:
@@ -65,15 +56,14 @@ def test_an_approval_whose_event_cannot_be_written_leaves_no_request_and_builds_
         assert refused  # the event insert really was attempted, and failed
 
     assert "Something went wrong" in str(answer)
-    assert _requests(world) == []  # no request row exists without its `requested` event
+    assert world.requests() == []  # no request row exists without its `requested` event
     world.poll()  # the poller finds nothing to build, now or later
-    assert _creates(world) == 0
+    assert len(world.creates()) == 0
 
     # Once events can be written again, the same image is approved normally, with its trail.
-    button = world.approve_button(world.listing(), image)
-    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
-    [request] = _requests(world)
-    assert request.state == State.pending and _creates(world) == 1
+    world.approve(image)
+    [request] = world.requests()
+    assert request.state == State.pending and len(world.creates()) == 1
     with session_scope(world.services.engine) as session:
         kinds = [e.kind for e in reversed(crud.events(session=session, request_id=request.id))]
     assert kinds[:4] == ["requested", "approved", "submitting", "created"]
@@ -81,9 +71,8 @@ def test_an_approval_whose_event_cannot_be_written_leaves_no_request_and_builds_
 
 def test_a_move_whose_event_cannot_be_written_does_not_move(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Move")
-    button = world.approve_button(world.listing(), image)
-    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
-    [request] = _requests(world)
+    world.approve(image)
+    [request] = world.requests()
     assert request.state == State.pending
 
     with events_refused(world.services.engine), pytest.raises(RuntimeError, match="injected"):
@@ -97,7 +86,7 @@ def test_a_move_whose_event_cannot_be_written_does_not_move(world: World) -> Non
             detail={},
         )
 
-    [still] = _requests(world)
+    [still] = world.requests()
     assert still.state == State.pending and still.completed_at is None
 
 
@@ -105,8 +94,7 @@ def test_every_request_row_has_its_requested_event(world: World) -> None:
     """Through the real click path, on both databases: the invariant the audit relies on."""
     for name in ("Win-A", "Win-B"):
         image = world.simulator.add_image(region="eu-west-1", name=name)
-        button = world.approve_button(world.listing(), image)
-        world.slack.wait_for_response(world.click(button).response_url, timeout=15)
+        world.approve(image)
     with session_scope(world.services.engine) as session:
         for request in session.exec(select(UpdateRequest)):
             kinds = {e.kind for e in crud.events(session=session, request_id=request.id)}
@@ -124,8 +112,7 @@ def test_every_request_row_has_its_requested_event(world: World) -> None:
 )
 def test_the_database_refuses_to_change_or_delete_an_event(world: World, statement: str) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Forge")
-    button = world.approve_button(world.listing(), image)
-    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
+    world.approve(image)
     with session_scope(world.services.engine) as session:
         before = [(e.id, e.actor, e.kind, e.detail) for e in session.exec(select(Event))]
 

@@ -17,20 +17,6 @@ from storage.models import State, UpdateRequest, utcnow
 from tests.conftest import APPROVER, World
 
 
-def _approve(world: World, image: str) -> UpdateRequest:
-    button = world.approve_button(world.listing(), image)
-    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
-    with session_scope(world.services.engine) as session:
-        return session.exec(select(UpdateRequest)).one()
-
-
-def _reload(world: World, request_id: str) -> UpdateRequest:
-    with session_scope(world.services.engine) as session:
-        request = crud.get_request(session=session, request_id=request_id)
-    assert request is not None
-    return request
-
-
 def _rewind(world: World, request_id: str, to: State, **values: object) -> None:
     """Move a pending request back to `to`, last touched long enough ago to be an orphan."""
     with unit_of_work(world.services.engine) as session:
@@ -46,7 +32,7 @@ def _rewind(world: World, request_id: str, to: State, **values: object) -> None:
 
 def test_available_follow_up_names_the_new_image_in_the_approval_thread(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Follow")
-    request = _approve(world, image)
+    request = world.approved(image)
 
     assert world.poll().followups == 0  # still PENDING: nothing to say yet
     world.simulator.complete_pending()
@@ -56,21 +42,21 @@ def test_available_follow_up_names_the_new_image_in_the_approval_thread(world: W
     [reply] = world.slack.thread(request.channel_id, request.message_ts)
     assert request.new_image_id in str(reply.blocks)
     assert "AVAILABLE" in str(reply.blocks)
-    assert _reload(world, request.id).state == State.available
+    assert world.reload(request.id).state == State.available
     assert world.poll().followups == 0  # posted once, not again
 
 
 def test_error_follow_up_carries_the_code_and_message(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Broken")
     world.simulator.fail_build(image, "UpdateFailed", "The agent installer exited with 1603")
-    request = _approve(world, image)
+    request = world.approved(image)
     world.simulator.complete_pending()
     world.poll()
 
     [reply] = world.slack.thread(request.channel_id, request.message_ts)
     text = str(reply.blocks)
     assert "ERROR" in text and "UpdateFailed" in text and "exited with 1603" in text
-    final = _reload(world, request.id)
+    final = world.reload(request.id)
     assert final.state == State.error
     assert final.error_code == "UpdateFailed"
 
@@ -101,14 +87,14 @@ def _backdate_submission(world: World, request_id: str, by: timedelta) -> None:
 
 def test_a_deleted_image_ends_the_request_in_error_once_it_is_not_new(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Gone")
-    request = _approve(world, image)
+    request = world.approved(image)
     world.simulator.remove_image(request.new_image_id)
     world.poll()  # just created: Describe may not list it yet, so no verdict
-    assert _reload(world, request.id).state == State.pending
+    assert world.reload(request.id).state == State.pending
 
     _backdate_submission(world, request.id, NOT_FOUND_GRACE * 2)
     world.poll()
-    final = _reload(world, request.id)
+    final = world.reload(request.id)
     assert final.state == State.error
     assert "no longer exists" in (final.error_message or "")
 
@@ -117,7 +103,7 @@ def test_a_request_orphaned_in_submitting_is_found_by_its_name_not_created_again
     world: World,
 ) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Orphan")
-    request = _approve(world, image)
+    request = world.approved(image)
     # Rewind the row to how a crash right after the AWS call would have left it.
     _rewind(world, request.id, State.submitting, new_image_id=None)
     world.simulator.clear_calls()
@@ -125,7 +111,7 @@ def test_a_request_orphaned_in_submitting_is_found_by_its_name_not_created_again
     world.poll()
 
     assert world.simulator.count("CreateUpdatedWorkspaceImage") == 0
-    final = _reload(world, request.id)
+    final = world.reload(request.id)
     assert final.state == State.pending
     assert final.new_image_id == request.new_image_id
 
@@ -134,7 +120,7 @@ def test_a_thread_that_can_never_take_the_follow_up_sends_it_to_the_approver(
     world: World,
 ) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Archived")
-    request = _approve(world, image)
+    request = world.approved(image)
     world.simulator.complete_pending()
     world.slack.fail("chat.postMessage", "is_archived")
 
@@ -146,7 +132,7 @@ def test_a_thread_that_can_never_take_the_follow_up_sends_it_to_the_approver(
 
 def test_a_follow_up_no_one_can_take_is_recorded_and_not_retried_forever(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Nowhere")
-    request = _approve(world, image)
+    request = world.approved(image)
     world.simulator.complete_pending()
     world.slack.fail("chat.postMessage", "channel_not_found", times=2)
 
@@ -161,7 +147,7 @@ def test_a_follow_up_no_one_can_take_is_recorded_and_not_retried_forever(world: 
 
 def test_a_passing_slack_failure_is_retried_on_the_next_poll(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Retry")
-    request = _approve(world, image)
+    request = world.approved(image)
     world.simulator.complete_pending()
     world.slack.fail("chat.postMessage", "internal_error")
 
@@ -174,9 +160,8 @@ def test_a_passing_slack_failure_is_retried_on_the_next_poll(world: World) -> No
 def test_a_region_that_fails_does_not_hold_up_the_follow_ups_of_another(world: World) -> None:
     east = world.simulator.add_image(region="us-east-1", name="Win-East")
     west = world.simulator.add_image(region="eu-west-1", name="Win-West")
-    _approve(world, east)
-    button = world.approve_button(world.listing(), west)
-    world.slack.wait_for_response(world.click(button).response_url, timeout=15)
+    world.approve(east)
+    world.approve(west)
     world.simulator.complete_pending()
     world.simulator.deny("DescribeWorkspaceImages", region="us-east-1")
 
@@ -192,7 +177,7 @@ def test_a_region_that_fails_does_not_hold_up_the_follow_ups_of_another(world: W
 
 def test_a_request_orphaned_in_approved_is_submitted_once_by_the_poller(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Never-Sent")
-    request = _approve(world, image)
+    request = world.approved(image)
     # Rewind to how a crash between the approval and the AWS call would have left it.
     world.simulator.remove_image(request.new_image_id)
     _rewind(
@@ -204,7 +189,7 @@ def test_a_request_orphaned_in_approved_is_submitted_once_by_the_poller(world: W
     world.poll()
 
     assert world.simulator.count("CreateUpdatedWorkspaceImage") == 1
-    final = _reload(world, request.id)
+    final = world.reload(request.id)
     assert final.state == State.pending and final.new_image_id
     assert final.new_image_name == request.new_image_name  # the same deterministic Name
 
@@ -224,13 +209,13 @@ def _held_by(world: World, request_id: str, worker_id: str) -> None:
 
 def test_a_holder_whose_pid_was_reused_is_taken_over_at_once(world: World) -> None:
     image = world.simulator.add_image(region="us-east-1", name="Win-Reused-Pid")
-    request = _approve(world, image)
+    request = world.approved(image)
     with subprocess.Popen(["sleep", "60"]) as other:  # noqa: S607 (a live process of this host)
         try:
             # The holder had this pid, but started at another time: it is gone, the pid reused.
             _held_by(world, request.id, f"{HOST}:{other.pid}:1:feedbeef")
             world.poll()
-            taken = _reload(world, request.id)
+            taken = world.reload(request.id)
             assert taken.state == State.pending and taken.worker_id == WORKER_ID
             assert taken.new_image_id == request.new_image_id  # found by its Name, not made again
 
@@ -238,7 +223,7 @@ def test_a_holder_whose_pid_was_reused_is_taken_over_at_once(world: World) -> No
             alive = f"{HOST}:{other.pid}:{started(other.pid)}:feedbeef"
             _held_by(world, request.id, alive)
             world.poll()
-            assert _reload(world, request.id).state == State.submitting
+            assert world.reload(request.id).state == State.submitting
         finally:
             other.kill()
     assert world.simulator.count("CreateUpdatedWorkspaceImage") == 1
@@ -247,7 +232,7 @@ def test_a_holder_whose_pid_was_reused_is_taken_over_at_once(world: World) -> No
 def test_a_follow_up_a_dead_poller_posted_is_not_posted_again(world: World) -> None:
     """The holder posted, then died before recording it: the heir reads the thread first."""
     image = world.simulator.add_image(region="us-east-1", name="Win-Posted-Once")
-    request = _approve(world, image)
+    request = world.approved(image)
     world.simulator.complete_pending()
     with world.slack.hold("chat.postMessage", when=lambda args: bool(args.get("thread_ts"))):
         posting = threading.Thread(target=world.poll)
@@ -273,7 +258,7 @@ def test_a_follow_up_a_dead_poller_posted_is_not_posted_again(world: World) -> N
 
     assert world.poll().followups == 0
 
-    final = _reload(world, request.id)
+    final = world.reload(request.id)
     assert final.followup_posted_at is not None
     assert len(world.slack.thread(final.channel_id, final.message_ts)) == 1
     with session_scope(world.services.engine) as session:

@@ -170,8 +170,7 @@ def test_wsimg_team_ids_serves_every_workspace_it_lists(
     world.answer(colleague.click(button["action_id"], button["value"], user_id=APPROVER))
 
     assert world.simulator.count(CREATE) == 1
-    with session_scope(world.services.engine) as session:
-        [request] = session.exec(select(UpdateRequest)).all()
+    [request] = world.requests()
     assert request.approved_by == APPROVER
     assert _refused(refusals) == []
     # A workspace it does not list is still refused.
