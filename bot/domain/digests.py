@@ -295,6 +295,7 @@ def build_digest(
         overdue=sorted(overdue, key=lambda e: e.first_seen or now),
         snoozed=len(hidden),
         quiet=quiet,
+        entries=entries,
     )
 
 

@@ -5,12 +5,15 @@ A page is what one Slack message can show (50 blocks): three blocks are kept for
 the failures line and the page buttons; an image takes two (its section and its buttons), plus
 one for its group's heading the first time the group shows on a page. The pages are decided
 when the listing is stored, so every page button finds the same page again.
+
+A digest names every image (one short line each) up to ``NAMED_MAX`` images; past that, one line
+per account and region, each opening its images.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from storage.models import Listing, Offer, Snooze, UpdateRequest
@@ -19,6 +22,7 @@ PAGE_BLOCKS = 50
 RESERVED_BLOCKS = 3
 BLOCKS_PER_IMAGE = 2
 OVERDUE_DAYS = 14  # a digest marks updates waiting longer than this at its top
+NAMED_MAX = 200  # a digest names each image up to this many, then summarises per group
 
 
 @dataclass(frozen=True)
@@ -63,12 +67,19 @@ class GroupSummary:
 
 @dataclass(frozen=True)
 class Digest:
-    page: ListingPage
+    page: ListingPage  # the listing's first page, and its totals
     groups: list[GroupSummary]
     overdue: list[Entry]
     snoozed: int
     quiet: bool = False
     overdue_days: int = OVERDUE_DAYS
+    entries: list[Entry] = field(default_factory=list)  # every image, in listing order
+    named_max: int = NAMED_MAX
+
+    @property
+    def names_each(self) -> bool:
+        """Whether the digest names every image, or only counts them per account and region."""
+        return self.page.total_images <= self.named_max
 
 
 def assign_pages(groups: Sequence[tuple[str, str]]) -> list[int]:
