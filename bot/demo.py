@@ -2,11 +2,12 @@
 
 It starts the WorkSpaces simulator and the Slack stand-in on 127.0.0.1, serves the real app
 with the real scheduler, plays a scenario with signed requests (list → approve → follow-up)
-and prints what a channel would have seen.
+and prints what a channel would have seen, then the steps to a real Slack app and AWS account.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -25,6 +26,16 @@ REGIONS = ("us-east-1", "eu-west-1")
 ALICE, CHANNEL = "U0ALICE", "C0ITOPS"
 BOB, ELSEWHERE = "U0BOB", "C0RANDOM"  # not an approver, in another channel
 TIMEOUT = 60.0
+
+NEXT_STEPS = """\
+Next: connect a real Slack app and AWS account (README.md, in the sections named here):
+  1. Slack app: create it from manifest.yml (manifest.socket-mode.yml for Socket Mode), install
+     it, and set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Socket Mode: SLACK_APP_TOKEN too).
+  2. AWS permissions: give the bot AWS credentials with that policy and set WSIMG_REGIONS;
+     Configuration: set WSIMG_APPROVERS to the Slack users who may approve (none by default).
+  3. wsimg db upgrade    creates the database (DATABASE_URL, default sqlite:///wsimg.db).
+  4. wsimg serve         answers Slack at /slack/events on $PORT (Deployment: keep it running).
+"""
 
 
 def run_demo() -> int:
@@ -73,6 +84,7 @@ def run_demo() -> int:
             "new image was built; then bob, who is no approver, asked from #random.\n"
         )
         print(render_transcript(slack))
+        print(NEXT_STEPS, end="")
     return 0
 
 
@@ -92,11 +104,22 @@ def _play(user: SlackUser, slack: SlackWebAPI) -> None:
         for button in find_buttons(listing["blocks"])
         if button["action_id"].startswith(Action.APPROVE.value)
     )
-    user.click_button(approve, user_id=ALICE, channel_id=CHANNEL)
-    slack.wait_for(
+    # The listing is the command's ephemeral answer: the click is on it, as in Slack.
+    user.click_button(approve, user_id=ALICE, channel_id=CHANNEL, message=listing)
+    reply = slack.wait_for(
         lambda call: call.method == "chat.postMessage" and bool(call.args.get("thread_ts")),
         timeout=TIMEOUT,
     )
+    # The announcement is brought up to date after its follow-up: wait a little for that edit,
+    # so #it-ops' story reads in one piece before bob's part.
+    with contextlib.suppress(TimeoutError):
+        slack.wait_for(
+            lambda call: (
+                call.method == "chat.update" and call.args.get("ts") == reply.args.get("thread_ts")
+            ),
+            timeout=10.0,
+            since=slack.calls.index(reply) + 1,
+        )
     # Trust boundaries: what #it-ops did stays in #it-ops, and digests are not for anyone.
     for text in ("history", "subscribe * * * * *"):
         asked = user.command(text, user_id=BOB, channel_id=ELSEWHERE)

@@ -7,7 +7,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.fakes.slack import SlackUser, find_buttons, validate_blocks
 from bot.slack.render import RULE, blocks_to_text
-from tests.fakes.slack_kit import button, section
+from tests.fakes.slack_kit import button, plain, section
 
 # -- Block Kit limits ------------------------------------------------------------------------
 
@@ -79,6 +79,30 @@ def test_find_buttons_lists_action_and_accessory_buttons_in_order():
         ("approve", "x", "b2", "Approve"),
     ]
     assert SlackUser.find_buttons(blocks) == find_buttons(blocks)
+
+
+def test_find_buttons_names_the_section_each_button_is_for_and_its_confirm_dialog():
+    confirm = {
+        "title": plain("Sure?"),
+        "text": plain("Really."),
+        "confirm": plain("Yes"),
+        "deny": plain("No"),
+    }
+    blocks = [
+        section("*Win10* `wsi-aaaaaaaaa`"),
+        {
+            "type": "actions",
+            "elements": [{**button("approve", "x", "Ok"), "confirm": confirm}],
+        },
+        {"type": "actions", "elements": [button("next", "p2", "Next")]},
+        section("*Win11*", accessory=button("open", "o1", "Open")),
+    ]
+
+    assert [(b["text"], b["section"], b["confirm"]) for b in find_buttons(blocks)] == [
+        ("Ok", "*Win10* `wsi-aaaaaaaaa`", confirm),
+        ("Next", "", None),
+        ("Open", "*Win11*", None),
+    ]
 
 
 def test_blocks_to_text_renders_each_block_kind_plainly():

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from slack_sdk.webhook import WebhookClient
 
-from bot.fakes.slack import SlackUser, render_transcript
+from bot.fakes.slack import SlackUser, find_buttons, render_transcript
 from tests.fakes.slack_kit import SECRET, button, reason_modal, section
+
+
+def image_entry(name: str, image_id: str, action_id: str) -> list[dict[str, Any]]:
+    """One image of a listing, as the bot lays it out: a section, then its buttons."""
+    return [
+        section(f"*{name}* `{image_id}` · new today\nUpdates are available."),
+        {"type": "actions", "elements": [button(action_id, image_id, "Approve")]},
+    ]
 
 
 def test_transcript_shows_a_small_conversation_in_order_with_threads_indented(api, client, events):
@@ -36,7 +46,7 @@ def test_transcript_shows_a_small_conversation_in_order_with_threads_indented(ap
             "    wsi-abc123def has an update",
             "    [ Approve ]",
             "",
-            "> bob clicked [ Approve ] in #ops",
+            '> bob in #ops clicked [Approve] on "wsi-abc123def has an update"',
             "",
             "wsimg replaced the message:",
             "    Approved by @bob",
@@ -75,3 +85,69 @@ def test_transcript_shows_modals_opened_and_submitted(api, client, events):
             "",
         ]
     )
+
+
+def test_a_click_names_the_button_and_its_image_and_shows_the_confirm_dialog(api, events):
+    url, _ = events
+    api.set_channel("C0OPS", "ops")
+    api.set_user("U1", "alice")
+    approve = {
+        **button("wsimg.approve:1", "k-1", "Approve"),
+        "confirm": {
+            "title": {"type": "plain_text", "text": "Update this image?"},
+            "text": {"type": "mrkdwn", "text": "Create a new image from *Win10*."},
+            "confirm": {"type": "plain_text", "text": "Approve"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        },
+    }
+    blocks = [
+        section("*Win10* `wsi-abc123def` · new today"),
+        {"type": "actions", "elements": [approve]},
+    ]
+
+    SlackUser(url, SECRET, api).click_button(find_buttons(blocks)[0], user_id="U1")
+
+    assert render_transcript(api).splitlines() == [
+        "> alice in #ops clicked [Approve] on Win10 (wsi-abc123def)",
+        '  Slack asked first: "Update this image?"',
+        "    Create a new image from Win10.",
+        "    [ Cancel ]  [ Approve ]  ← alice chose Approve",
+    ]
+
+
+def test_an_edit_shows_only_the_lines_that_changed(api, client):
+    api.set_channel("C0OPS", "ops")
+    ts = client.chat_postMessage(channel="C0OPS", text="Update of Win10\nbuilding\nRequest 1")["ts"]
+    client.chat_update(channel="C0OPS", ts=ts, text="Update of Win10\nAVAILABLE\nRequest 1")
+
+    assert render_transcript(api).split("\n\n")[1].splitlines() == [
+        "#ops · wsimg edited its message (changed lines):",
+        "    - building",
+        "    + AVAILABLE",
+    ]
+
+
+def test_a_replaced_listing_shows_which_image_changed_among_identical_buttons(api, events):
+    url, _ = events
+    api.set_channel("C0OPS", "ops")
+    listing = {
+        "text": "2 images",
+        "blocks": [
+            *image_entry("Win10", "wsi-aaaaaaaaa", "approve:1"),
+            *image_entry("Win11", "wsi-bbbbbbbbb", "approve:2"),
+        ],
+    }
+    user = SlackUser(url, SECRET, api)
+    clicked = user.click_button(find_buttons(listing["blocks"])[1], user_id="U1", message=listing)
+    replaced = [*listing["blocks"][:2], section("*Win11* `wsi-bbbbbbbbb` · new today\nBuilding")]
+    WebhookClient(clicked.response_url).send(
+        text="2 images", blocks=replaced, replace_original=True
+    )
+
+    assert render_transcript(api).split("\n\n")[1].splitlines() == [
+        "wsimg replaced the message (changed lines):",
+        "      Win11 `wsi-bbbbbbbbb` · new today",
+        "    - Updates are available.",
+        "    - [ Approve ]",
+        "    + Building",
+    ]

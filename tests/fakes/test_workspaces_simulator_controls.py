@@ -13,6 +13,8 @@ import pytest
 from bot.fakes.workspaces import (
     CLEARED_ENV,
     DEFAULT_ACCOUNT,
+    DEFAULT_UPDATE_DESCRIPTION,
+    LINUX_UPDATE_DESCRIPTION,
     WorkSpacesSimulator,
     main,
     seed_demo_data,
@@ -129,6 +131,20 @@ def test_demo_data_is_the_same_for_the_same_seed() -> None:
         )
     assert fleets[0] == fleets[1]
     assert len(fleets[0]) == 8
+
+
+def test_demo_linux_images_are_not_offered_windows_updates() -> None:
+    simulator = WorkSpacesSimulator(seed=3)
+    seed_demo_data(simulator, regions=["us-east-1"], per_region=8, seed=1)
+    offered = {
+        (i["OperatingSystem"]["Type"], i["Updates"]["Description"])
+        for i in simulator.images()
+        if i["Updates"]["UpdateAvailable"]
+    }
+
+    assert ("LINUX", LINUX_UPDATE_DESCRIPTION) in offered
+    assert ("WINDOWS", DEFAULT_UPDATE_DESCRIPTION) in offered
+    assert not any(os == "LINUX" and "Windows" in text for os, text in offered)
 
 
 def test_the_command_line_starts_seeds_and_prints_its_url(

@@ -4,6 +4,7 @@ ids Slack fills in, and the buttons a message holds (:func:`find_buttons`)."""
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -344,15 +345,22 @@ def block_elements(block: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def find_buttons(blocks: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     """Every button in ``blocks`` (actions elements and section accessories), in order, as
-    dicts with ``action_id``, ``value``, ``block_id``, ``text``, ``style`` and ``url``."""
+    dicts with ``action_id``, ``value``, ``block_id``, ``text``, ``style``, ``url``,
+    ``confirm`` (the dialog Slack shows before the click goes out, or None) and ``section``:
+    the mrkdwn text of the section the button belongs to (the one it sits in, or the one
+    right above its actions block), as a person reads which item a button is for."""
     found: list[dict[str, Any]] = []
+    above: Mapping[str, Any] = {}
     for block in blocks or []:
         if block.get("type") == "actions":
             elements = list(block.get("elements") or [])
+            section = above
         elif block.get("type") == "section" and block.get("accessory"):
             elements = [block["accessory"]]
+            section = block
         else:
-            continue
+            elements, section = [], {}
+        above = block if block.get("type") == "section" else {}
         for e in elements:
             if e.get("type") != "button":
                 continue
@@ -364,6 +372,8 @@ def find_buttons(blocks: Iterable[Mapping[str, Any]] | None) -> list[dict[str, A
                     "text": (e.get("text") or {}).get("text", ""),
                     "style": e.get("style"),
                     "url": e.get("url"),
+                    "confirm": copy.deepcopy(e.get("confirm")),
+                    "section": str((section.get("text") or {}).get("text") or ""),
                 }
             )
     return found

@@ -97,7 +97,14 @@ class WebMethods(SlackState):
             "ts": ts,
             "text": message.text or "",
             "message": message.as_payload(self.team_id),
-            "_detail": {"channel": channel, "ts": ts, "thread_ts": message.thread_ts},
+            "_detail": {
+                "channel": channel,
+                "ts": ts,
+                "thread_ts": message.thread_ts,
+                # what people saw before and see now, for the transcript's changed lines
+                "before": message.edits[-1],
+                "after": {"text": message.text, "blocks": copy.deepcopy(message.blocks)},
+            },
         }
 
     def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:

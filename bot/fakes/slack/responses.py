@@ -164,6 +164,9 @@ class ResponseUrls(SlackState):
             state.current = None
         elif truthy(payload.get("replace_original")):
             detail["effect"] = "replaced"
+            shown = original if original is not None and not original.deleted else None
+            before = {"text": shown.text, "blocks": shown.blocks} if shown else state.current
+            detail["before"] = copy.deepcopy(before)  # the transcript shows what changed
             if original is not None and not original.deleted:
                 original.edits.append({"text": original.text, "blocks": original.blocks})
                 original.text, original.blocks = content["text"], content["blocks"]

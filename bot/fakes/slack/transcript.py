@@ -1,8 +1,15 @@
 """The ``wsimg demo`` transcript: what people did in the Slack stand-in and what the bot said,
-in time order, as plain text for a terminal (and readable test failure output)."""
+in time order, as plain text for a terminal (and readable test failure output).
+
+It reads like what people saw: a click names the button and the item it is for, with the
+confirmation dialog Slack showed first; an edited or replaced message shows only the lines
+that changed.
+"""
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +32,80 @@ def _content_text(
 
 def _indent(text: str, prefix: str) -> list[str]:
     return [prefix + line if line else prefix.rstrip() for line in text.splitlines() or [""]]
+
+
+def _plain(obj: Any, names: Mapping[str, str]) -> str:
+    """A text object (plain_text or mrkdwn) as plain text."""
+    if not isinstance(obj, Mapping):
+        return ""
+    text = str(obj.get("text") or "")
+    return mrkdwn_to_text(text, names) if obj.get("type") == "mrkdwn" else text
+
+
+_NAMED_ID = re.compile(r"\*([^*\n]+)\*\s+`([^`\n]+)`")  # how the bot names an image: *name* `id`
+SUBJECT_MAX = 60
+
+
+def _subject(section: Any, names: Mapping[str, str]) -> str:
+    """What a clicked button is for, from the section it belongs to: the first ``*name* `id```
+    in it (how the bot names an image), else the section's first line, quoted."""
+    if not isinstance(section, str) or not section.strip():
+        return ""
+    if named := _NAMED_ID.search(section):
+        return f"{mrkdwn_to_text(named.group(1), names)} ({named.group(2)})"
+    first = mrkdwn_to_text(section, names).strip().splitlines()[0]
+    return '"' + (first if len(first) <= SUBJECT_MAX else first[: SUBJECT_MAX - 1] + "…") + '"'
+
+
+def _click_lines(
+    i: Interaction, who: Callable[[str | None], str], where: str, names: Mapping[str, str]
+) -> list[str]:
+    """``> alice in #ops clicked [Approve] on Win10 (wsi-…)``, then the confirmation dialog
+    the button has, as Slack showed it before the click went out."""
+    head = f"> {who(i.user_id)} in {where} clicked [{i.text}]"
+    if subject := _subject(i.detail.get("section"), names):
+        head += f" on {subject}"
+    lines = [head]
+    confirm = i.detail.get("confirm")
+    if isinstance(confirm, Mapping):
+        lines.append(f'  Slack asked first: "{_plain(confirm.get("title"), names)}"')
+        lines.extend(_indent(_plain(confirm.get("text"), names), "    "))
+        deny = _plain(confirm.get("deny"), names) or "Cancel"
+        yes = _plain(confirm.get("confirm"), names) or "Yes"
+        lines.append(f"    [ {deny} ]  [ {yes} ]  ← {who(i.user_id)} chose {yes}")
+    return lines
+
+
+def _changed_lines(before: Any, body: str, names: Mapping[str, str]) -> list[str] | None:
+    """The lines that changed from ``before`` (a message's text and blocks) to ``body``, as
+    ``- gone`` and ``+ new``; None when before is unknown or shares no line with body (then
+    the whole message is shown)."""
+    if not isinstance(before, Mapping):
+        return None
+    old = _content_text(before.get("text"), before.get("blocks"), names).splitlines()
+    new = body.splitlines()
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    if not any(match.size for match in matcher.get_matching_blocks()):
+        return None
+    lines: list[str] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            lines.extend(_anchor(old, new, i1, i2))
+            lines.extend(f"- {line}" for line in old[i1:i2])
+            lines.extend(f"+ {line}" for line in new[j1:j2])
+    return lines or ["(no visible change)"]
+
+
+def _anchor(old: list[str], new: list[str], i1: int, i2: int) -> list[str]:
+    """Where a change is, when its lines alone do not say (a listing repeats the same buttons
+    under every image): the nearest unchanged line above it found once in the message."""
+    around = old[i1:i2] or old[max(i1 - 1, 0) : i1]
+    if all(old.count(line) == 1 for line in around):
+        return []
+    for k in range(i1 - 1, -1, -1):
+        if old.count(old[k]) == 1 and new.count(old[k]) == 1:
+            return [f"  {old[k]}"] + (["  …"] if k < i1 - 1 else [])
+    return []
 
 
 _VIEW_OUTCOMES = {
@@ -57,7 +138,8 @@ def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = N
     Covers slash commands and clicks sent by :class:`SlackUser` (with their acks),
     chat.postMessage / update / postEphemeral / delete, response_url payloads, and modals
     (``modal opened for bob: Reject update``, then what was submitted). Thread replies are
-    indented under a ``↳`` marker.
+    indented under a ``↳`` marker. A click shows the button's label, the item it is for and
+    its confirmation dialog; an edit or replacement shows the changed lines (``-``/``+``).
     """
     names: dict[str, str] = {}
     with api._lock:
@@ -85,6 +167,13 @@ def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = N
         else:
             out.append([header, *_indent(body, "    ")])
 
+    def emit_change(header: str, before: Any, body: str, *, reply: bool = False) -> None:
+        changed = _changed_lines(before, body, names)
+        if changed is None:
+            emit(f"{header}:", body, reply=reply)
+        else:
+            emit(f"{header} (changed lines):", "\n".join(changed), reply=reply)
+
     for entry in api.timeline:
         if entry.interaction is not None:
             i = entry.interaction
@@ -94,7 +183,7 @@ def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = N
             if i.kind == "command":
                 lines = [f"> {who(i.user_id)} in {where(i.channel_id)}: {i.text}"]
             else:
-                lines = [f"> {who(i.user_id)} clicked [ {i.text} ] in {where(i.channel_id)}"]
+                lines = _click_lines(i, who, where(i.channel_id), names)
             if i.status is not None and i.status >= 300:
                 lines.append(f"    (the app answered HTTP {i.status})")
             ack = i.ack
@@ -118,7 +207,11 @@ def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = N
                 head = "reply in thread" if reply else where(channel)
                 emit(f"{head} · {BOT_NAME}:", body, reply=reply)
             elif call.method == "chat.update":
-                emit(f"{where(channel)} · {BOT_NAME} edited its message:", body, reply=reply)
+                after = d.get("after") or {}
+                if after:
+                    body = _content_text(after.get("text"), after.get("blocks"), names)
+                header = f"{where(channel)} · {BOT_NAME} edited its message"
+                emit_change(header, d.get("before"), body, reply=reply)
             elif call.method == "chat.postEphemeral":
                 emit(f"{where(channel)} · {BOT_NAME} (only visible to {who(d.get('user'))}):", body)
             elif call.method == "chat.delete":
@@ -133,7 +226,7 @@ def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = N
             if effect == "deleted":
                 out.append([f"{BOT_NAME} deleted the message"])
             elif effect == "replaced":
-                emit(f"{BOT_NAME} replaced the message:", body)
+                emit_change(f"{BOT_NAME} replaced the message", d.get("before"), body)
             elif effect == "in_channel":
                 reply = bool(d.get("thread_ts"))
                 head = "reply in thread" if reply else where(d.get("channel"))

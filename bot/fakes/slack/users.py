@@ -224,17 +224,20 @@ class SlackUser:
         response_url: str | None = None,
         container: Mapping[str, Any] | None = None,
         user_name: str | None = None,
+        button: Mapping[str, Any] | None = None,
     ) -> HttpResult:
         """Click a button as Slack does (``payload=<block_actions json>``, signed).
 
         ``message`` is the message holding the button: a :class:`Message` from the fake (a
         channel message, with ts) or a dict (e.g. a response/ack; without ``ts`` it is treated
         as ephemeral and, as Slack does, left out of the payload and named in ``container``).
-        ``block_id`` and the button label are taken from the message when not given.
+        ``block_id`` and the button label are taken from the message when not given, else from
+        ``button`` (a dict from :func:`find_buttons`). The transcript shows the label, the
+        section the button belongs to and its confirmation dialog, as the user saw them.
         """
         msg = message.as_payload(self.team_id) if isinstance(message, Message) else message
         msg = dict(msg) if msg is not None else None
-        button = next(
+        found = next(
             (
                 b
                 for b in find_buttons((msg or {}).get("blocks"))
@@ -242,9 +245,10 @@ class SlackUser:
             ),
             None,
         )
+        shown = found or button or {}
         if block_id is None:
-            block_id = (button or {}).get("block_id") or secrets.token_hex(3)
-        label = (button or {}).get("text") or action_id
+            block_id = shown.get("block_id") or secrets.token_hex(3)
+        label = shown.get("text") or action_id
         message_ts = msg.get("ts") if msg else None
         is_ephemeral = msg is not None and not message_ts
         if container is None:
@@ -291,6 +295,7 @@ class SlackUser:
         if msg is not None and not is_ephemeral:
             payload["message"] = msg
         interaction = Interaction("click", user_id, channel_id, label, time.time())
+        interaction.detail = {"section": shown.get("section"), "confirm": shown.get("confirm")}
         self.api.record_interaction(interaction)
         body = urlencode({"payload": json.dumps(payload)}).encode("utf-8")
         result = self.post(body)
@@ -301,7 +306,9 @@ class SlackUser:
     def click_button(self, button: Mapping[str, Any], *, user_id: str, **kwargs: Any) -> HttpResult:
         """Click a button dict as returned by :func:`find_buttons`."""
         kwargs.setdefault("block_id", button.get("block_id"))
-        return self.click(button["action_id"], button.get("value"), user_id=user_id, **kwargs)
+        return self.click(
+            button["action_id"], button.get("value"), user_id=user_id, button=button, **kwargs
+        )
 
     def _modal(
         self, view: ModalView | Mapping[str, Any] | str

@@ -34,6 +34,7 @@ from bot.fakes.workspaces.store import (
     DEFAULT_ACCOUNT,
     DEFAULT_IMAGE_LIMIT,
     DEFAULT_UPDATE_DESCRIPTION,
+    LINUX_UPDATE_DESCRIPTION,
     Call,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_UPDATE_DESCRIPTION",
     "IMPLEMENTED",
     "JSON_CONTENT_TYPE",
+    "LINUX_UPDATE_DESCRIPTION",
     "MAX_TAGS",
     "STS_NAMESPACE",
     "STS_OPERATIONS",

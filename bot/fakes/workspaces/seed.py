@@ -11,7 +11,11 @@ import threading
 from collections.abc import Iterable
 
 from bot.fakes.workspaces.simulator import WorkSpacesSimulator
-from bot.fakes.workspaces.store import DEFAULT_ACCOUNT
+from bot.fakes.workspaces.store import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_UPDATE_DESCRIPTION,
+    LINUX_UPDATE_DESCRIPTION,
+)
 
 _DEMO_NAMES = (
     ("Win11-Office-Standard", "WINDOWS", True),
@@ -47,6 +51,11 @@ def seed_demo_data(
                     name=name,
                     platform=platform,
                     update_available=update and rng.random() < 0.8,
+                    update_description=(
+                        LINUX_UPDATE_DESCRIPTION
+                        if platform == "LINUX"
+                        else DEFAULT_UPDATE_DESCRIPTION
+                    ),
                     description=f"{base.replace('-', ' ')} golden image",
                 )
             )

@@ -21,6 +21,8 @@ from bot.fakes.workspaces.protocol import SimulatorServer
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_IMAGE_LIMIT = 40
 DEFAULT_UPDATE_DESCRIPTION = "Microsoft Windows and WorkSpaces agent updates are available."
+# A Linux image gets no Windows updates; the demo fleet describes its updates with this.
+LINUX_UPDATE_DESCRIPTION = "WorkSpaces agent updates are available."
 
 _ID_ALPHABET = string.digits + string.ascii_lowercase
 
