@@ -100,7 +100,9 @@ def register(app: App, services: Services) -> None:
     @answers_errors
     def snooze(context: BoltContext, respond: Respond) -> None:
         click = payload(context, Click)
-        snoozed = digests.snooze(services, offer_key=click.value, user_id=click.user_id)
+        snoozed = digests.snooze(
+            services, offer_key=click.value, user_id=click.user_id, channel_id=click.channel_id
+        )
         respond(replace_original=True, **blocks.listing(snoozed))
 
     @answers_errors

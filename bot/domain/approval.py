@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bot.domain.context import Services
 from bot.domain.identity import WORKER_ID
-from bot.domain.listing import load_page
+from bot.domain.listing import load_page, offered_here
 from bot.domain.pages import ListingPage
 from bot.domain.requests import (
     SYSTEM,
@@ -62,7 +62,7 @@ def approve(
     """
     with session_scope(services.engine) as session:
         offer = crud.get_offer(session=session, key=offer_key)
-    if offer is None:
+    if offer is None or not offered_here(offer, channel_id):
         raise StaleButton()
     policy = services.policy
     allowed = policy.can_request(user_id) if policy.four_eyes else policy.can_approve(user_id)

@@ -342,11 +342,13 @@ def post_digest(services: Services, *, channel_id: str, user_id: str, quiet: boo
     return messages
 
 
-def snooze(services: Services, *, offer_key: str, user_id: str) -> ListingPage:
+def snooze(
+    services: Services, *, offer_key: str, user_id: str, channel_id: str | None = None
+) -> ListingPage:
     """Hide an image's update from digests for a week; who did it is recorded and shown."""
     with session_scope(services.engine) as session:
         offer = crud.get_offer(session=session, key=offer_key)
-    if offer is None:
+    if offer is None or not listings.offered_here(offer, channel_id):
         raise StaleButton()
     if not services.policy.can_approve(user_id):
         raise NotAllowed()

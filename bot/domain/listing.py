@@ -26,6 +26,12 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 
+def offered_here(offer: Offer, channel_id: str | None) -> bool:
+    """A button acts only in the channel its list was shown in: a click naming another
+    channel (a forged payload) would act there, where the clicker may not even be."""
+    return not (channel_id and offer.channel_id and channel_id != offer.channel_id)
+
+
 def check_region(services: Services, region: str | None) -> None:
     if region is not None and region not in services.settings.regions:
         configured = ", ".join(services.settings.regions) or "none"

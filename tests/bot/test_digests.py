@@ -191,11 +191,16 @@ def test_snooze_hides_an_image_from_digests_and_updates_shows_who_snoozed_it(
     [post] = _digest_posts(world)
     snooze = world.image_button(post.args, snoozed, "snooze")
     assert snooze is not None
-    world.user.click(snooze["action_id"], snooze["value"], user_id=OUTSIDER)
+    # Clicked where the digest was posted: Slack names that channel in the payload.
+    world.user.click(snooze["action_id"], snooze["value"], user_id=OUTSIDER, channel_id="C0DIGEST")
     refused = world.slack.wait_for_response(timeout=10)
     assert "may not" in blocks_to_text(refused["blocks"])
 
-    world.answer(world.user.click(snooze["action_id"], snooze["value"], user_id=APPROVER))
+    world.answer(
+        world.user.click(
+            snooze["action_id"], snooze["value"], user_id=APPROVER, channel_id="C0DIGEST"
+        )
+    )
 
     digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER)
     second = blocks_to_text(_digest_posts(world)[-1].args["blocks"])
