@@ -32,13 +32,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.middleware import Middleware
-from slack_bolt.request import BoltRequest
-from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -174,28 +171,16 @@ def _mismatch(field: str, value: Any) -> str:
     return f"{field} is {shown}"
 
 
-class InstallationCheck(Middleware):
-    """Refuses, before authorization and any listener, what ``Installation.refusal`` names."""
-
-    def __init__(self, installation: Installation) -> None:
-        self.installation = installation
-
-    def process(
-        self,
-        *,
-        req: BoltRequest,
-        resp: BoltResponse,
-        next: Callable[[], BoltResponse],  # Bolt passes it by this name
-    ) -> BoltResponse:
-        body = req.body if isinstance(req.body, dict) else {}
-        problem = self.installation.refusal(body)
-        if problem is None:
-            return next()
-        kind = body.get("type") if isinstance(body.get("type"), str) else None
-        what = kind if kind and _SLACK_KIND.fullmatch(kind) else "slash command"
-        # Not calling next() ends the request here: Bolt returns this response as it is.
-        log.warning("refused a %s not from this installation: %s", what, problem)
-        return BoltResponse(status=403, body="")
+def refused(installation: Installation, body: dict[str, Any]) -> bool:
+    """Whether ``installation`` refuses this request; the refusal is logged (which field did
+    not match, never the payload)."""
+    problem = installation.refusal(body)
+    if problem is None:
+        return False
+    kind = body.get("type") if isinstance(body.get("type"), str) else None
+    what = kind if kind and _SLACK_KIND.fullmatch(kind) else "slash command"
+    log.warning("refused a %s not from this installation: %s", what, problem)
+    return True
 
 
 _SLACK_KIND = re.compile(r"[a-z_]{1,40}")

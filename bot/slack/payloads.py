@@ -22,7 +22,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.slack.ids import REASON_BLOCK, REASON_INPUT
 from bot.slack.inbound import Malformed, check_body
-from bot.slack.installation import Installation, InstallationCheck
+from bot.slack.installation import Installation, refused
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class Gate(Middleware):
     (Bolt returns the response as it is when ``next()`` is not called)."""
 
     def __init__(self, installation: Installation, *, api_url: str) -> None:
-        self.installation = InstallationCheck(installation)
+        self.installation = installation
         self.api_url = api_url
 
     def process(
@@ -131,9 +131,7 @@ class Gate(Middleware):
         except Malformed as problem:
             log.warning("Slack request refused: %s", problem)
             return BoltResponse(status=400, body="")
-
-        def typed() -> BoltResponse:
-            req.context[PAYLOAD] = parse(body)
-            return next()
-
-        return self.installation.process(req=req, resp=resp, next=typed)
+        if refused(self.installation, body):
+            return BoltResponse(status=403, body="")
+        req.context[PAYLOAD] = parse(body)
+        return next()
