@@ -1,22 +1,29 @@
 """`wsimg serve` and `wsimg worker` as real processes: a follow-up survives a kill, and
-several processes on one database post each digest slot once."""
+several processes on one database post each digest slot once.
+
+The digest test does not wait for minutes to pass: it writes subscriptions into the database
+as if they had been made minutes ago (what the processes see after being down that long), and
+counts each process's runs of its digest job in its log (LOG_LEVEL=DEBUG) to know that every
+process has had its turn."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from bot.fakes.slack import SlackUser, SlackWebAPI
 from bot.fakes.workspaces import WorkSpacesSimulator
 from storage.db import make_engine
-from storage.models import DigestSlot, State, Subscription, UpdateRequest
-from tests.conftest import APPROVER, BOT_TOKEN, SIGNING_SECRET
+from storage.models import DigestSlot, State, Subscription, UpdateRequest, utcnow
+from tests.conftest import APPROVER, BOT_TOKEN, SIGNING_SECRET, wait_until
 from tests.postgres import PostgresServer
 from tests.processes import WsimgProcess, process_env
 
@@ -82,11 +89,12 @@ def _wait_for_request(
     database_url: str, done: Callable[[UpdateRequest], bool], what: str
 ) -> UpdateRequest:
     """The request once ``done`` holds for it (within 30 s, else the test fails saying what)."""
-    deadline = time.monotonic() + 30
-    while not done(request := _the_request(database_url)):
-        assert time.monotonic() < deadline, f"the request was not {what}"
-        time.sleep(0.2)
-    return request
+
+    def settled() -> UpdateRequest | None:
+        request = _the_request(database_url)
+        return request if done(request) else None
+
+    return wait_until(settled, f"the request to be {what}", timeout=30, every=0.2)
 
 
 def test_a_process_killed_after_the_create_but_before_its_record_is_reconciled_on_start(
@@ -148,105 +156,213 @@ def test_a_process_killed_after_posting_a_follow_up_but_before_recording_it_post
     assert slack.calls_to("conversations.replies")  # it read the thread instead of posting
 
 
-DIGEST_MINUTES = 3
-# A due slot is posted by the next 15-second tick of any process; this bounds how late.
-POST_WITHIN = timedelta(seconds=25)
+# Every process ticks its digest job every DIGEST_TICK_SECONDS (bot/jobs/scheduler.py).
+# Subscriptions are made "2.5 minutes ago" through the database: to the processes, as if they
+# had all been down since; the slots of those minutes are due at their next tick.
+MADE_AGO = timedelta(seconds=150)
+# What APScheduler logs (shown at LOG_LEVEL=DEBUG) when a run of the digest job starts and
+# when it has ended. A process runs one at a time (max_instances=1).
+TICK_STARTED = re.compile(r'Running job "post due digests ')
+TICK_DONE = re.compile(r'Job "post due digests .*" executed successfully')
+WITHIN = 60.0  # seconds to wait for what a tick or two must do
 
 
 def test_three_processes_post_each_digest_slot_exactly_once_on_sqlite_and_postgresql(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
-    """Two `wsimg serve` and one `wsimg worker` per database, a digest every minute, three
-    minutes: every slot is posted, and only once. Both databases run at the same time.
+    """Two `wsimg serve` and one `wsimg worker` per database, digests every minute. Twice, a
+    subscription made 2.5 minutes ago shows up in the database while all three run: each
+    minute it missed is claimed once and the latest posted once, by whichever process ticks
+    first. Each round ends only when every process has finished a run of its digest job that
+    began after the subscription appeared. Both databases run at the same time.
 
     Meanwhile, on a third database, a channel subscribes through a `wsimg serve` that runs
     no scheduler, a `wsimg worker` posts its digest, and an unsubscribe through the same
-    `serve` stops it: no process restarts."""
+    `serve` stops it: the subscription is then made due again through the database, and
+    once the worker has finished a run begun after that (and posted another channel's
+    digest), nothing more came to the channel. No process restarts."""
     databases = {
         "C0SQLITE": f"sqlite:///{tmp_path}/digest.db",
         "C0POSTGRES": postgres_server.create_database(),
     }
+    live_url = f"sqlite:///{tmp_path}/live.db"
     with (
         WorkSpacesSimulator(pending_seconds=3600) as simulator,
         SlackWebAPI(bot_token=BOT_TOKEN) as slack,
     ):
         image = simulator.add_image(region="us-east-1", name="Win-Every-Minute")
-        processes = [
-            WsimgProcess(
-                command,
-                process_env(
-                    simulator,
-                    slack,
-                    url,
-                    WSIMG_DIGEST_CHANNEL=channel,
-                    WSIMG_DIGEST_CRON="* * * * *",
-                    WSIMG_TIMEZONE="UTC",
-                ),
-                tmp_path / f"{channel}-{n}-{command}.log",
-            ).start()
+        # Every process logs at DEBUG, so that its digest runs can be counted (TICK_DONE).
+        every_minute = {
+            "WSIMG_DIGEST_CRON": "* * * * *",
+            "WSIMG_TIMEZONE": "UTC",
+            "LOG_LEVEL": "DEBUG",
+        }
+        racers = {
+            channel: [
+                WsimgProcess(
+                    command,
+                    process_env(
+                        simulator, slack, url, WSIMG_DIGEST_CHANNEL=channel, **every_minute
+                    ),
+                    tmp_path / f"{channel}-{n}-{command}.log",
+                )
+                for n, command in enumerate(("serve", "serve", "worker"))
+            ]
             for channel, url in databases.items()
-            for n, command in enumerate(("serve", "serve", "worker"))
-        ]
-        live_url = f"sqlite:///{tmp_path}/live.db"
+        }
         front = WsimgProcess(
             "serve",
             process_env(
                 simulator, slack, live_url, WSIMG_SCHEDULER="off", WSIMG_MIN_DIGEST_MINUTES="1"
             ),
             tmp_path / "live-serve.log",
-        ).start()
+        )
         back = WsimgProcess(
-            "worker", process_env(simulator, slack, live_url), tmp_path / "live-worker.log"
-        ).start()
-        processes += [front, back]
+            "worker",
+            process_env(simulator, slack, live_url, LOG_LEVEL="DEBUG"),
+            tmp_path / "live-worker.log",
+        )
+        processes = [*(p for group in racers.values() for p in group), front, back]
+        for process in processes:
+            process.start()
         try:
             for process in processes:
                 process.wait_ready()
-            deadline = time.monotonic() + DIGEST_MINUTES * 60 + POST_WITHIN.total_seconds()
-            unsubscribed = _subscribe_then_unsubscribe(front, slack)
-            time.sleep(max(0.0, deadline - time.monotonic()))
+            user = SlackUser(front.events_url, SIGNING_SECRET, slack)
+            # Round 1; the live channel subscribes, and the worker posts its digest.
+            for channel, url in databases.items():
+                _subscription_made_ago(url, f"{channel}-1")
+            ticks = _digest_ticks_of(racers)
+            _command(user, slack, "subscribe * * * * * UTC", "subscribed this channel")
+            _subscription_made_ago(live_url, LIVE_CHANNEL)
+            _wait_for_post(slack, LIVE_CHANNEL)
+            _wait_for_whole_ticks(ticks)
+            # Round 2; the live channel unsubscribes. Had the worker not seen that, the live
+            # channel would be due again at its next tick, as would another channel's digest.
+            for channel, url in databases.items():
+                _subscription_made_ago(url, f"{channel}-2")
+            _command(user, slack, "unsubscribe", "stopped this channel")
+            unsubscribed = time.time()
+            _subscription_made_ago(live_url, LIVE_CHANNEL, forget_slots=True)
+            _subscription_made_ago(live_url, LIVE_MARKER)
+            ticks = _digest_ticks_of({**racers, "live": [back]})
+            _wait_for_post(slack, LIVE_MARKER)
+            _wait_for_whole_ticks(ticks)
         finally:
             codes = [process.stop() for process in processes]
-        stopped = datetime.now(UTC)
         posts = slack.calls_to("chat.postMessage")
 
     assert codes == [0] * len(processes)
     for channel, url in databases.items():
-        engine = make_engine(url)
-        with Session(engine) as session:
-            [subscription] = session.exec(select(Subscription)).all()
-            slots = session.exec(select(DigestSlot).order_by(col(DigestSlot.slot_at))).all()
-        engine.dispose()
-        due = _minutes_between(subscription.updated_at, stopped - POST_WITHIN)
-        assert len(due) >= DIGEST_MINUTES, channel
-        assert [slot.slot_at for slot in slots][: len(due)] == due, channel
-        assert all(slot.state == "posted" and slot.messages == 1 for slot in slots), slots
-        in_channel = [post for post in posts if post.args.get("channel") == channel]
-        assert len(in_channel) == len(slots), channel
-        assert all(image in json.dumps(post.args) for post in in_channel)
+        rounds = {f"{channel}-1", f"{channel}-2"}
+        for subscription, slots in _slots(url):
+            in_channel = [p for p in posts if p.args.get("channel") == subscription.channel_id]
+            posted = [slot for slot in slots if slot.state == "posted"]
+            # One post per posted slot, carrying the image; each slot one message.
+            assert len(in_channel) == len(posted), (subscription.channel_id, slots)
+            assert all(slot.messages == 1 for slot in posted), slots
+            assert all(image in json.dumps(post.args) for post in in_channel)
+            if subscription.channel_id in rounds:
+                rounds.remove(subscription.channel_id)
+                # Every minute since it was made claimed once: the missed ones skipped, the
+                # latest (and any that came while the test ran) posted.
+                minutes = _minutes_between(subscription.updated_at, slots[-1].slot_at)
+                assert [slot.slot_at for slot in slots] == minutes, slots
+                assert {slot.state for slot in slots} <= {"skipped", "posted"}, slots
+                assert slots[-1].state == "posted", slots
+        assert rounds == set(), f"no digest slot for {rounds}"
 
-    # After the unsubscribe, at least one more minute came and went without a digest.
-    assert stopped.timestamp() - unsubscribed > 60 + POST_WITHIN.total_seconds()
     live = [post for post in posts if post.args.get("channel") == LIVE_CHANNEL]
-    assert live and all(post.time < unsubscribed + POST_WITHIN.total_seconds() for post in live)
+    assert live and all(post.time < unsubscribed for post in live)
+    assert any(post.args.get("channel") == LIVE_MARKER for post in posts)
 
 
-LIVE_CHANNEL = "C0LIVE"
+LIVE_CHANNEL, LIVE_MARKER = "C0LIVE", "C0LIVEMARK"
 
 
-def _subscribe_then_unsubscribe(front: WsimgProcess, slack: SlackWebAPI) -> float:
-    """Subscribe through `front`, wait for the worker's digest, unsubscribe; when it ended."""
-    user = SlackUser(front.events_url, SIGNING_SECRET, slack)
-    asked = user.command("subscribe * * * * * UTC", user_id=APPROVER, channel_id=LIVE_CHANNEL)
-    answer = slack.wait_for_response(asked.response_url, timeout=30)
-    assert "subscribed this channel" in json.dumps(answer)
+def _command(user: SlackUser, slack: SlackWebAPI, text: str, answer: str) -> None:
+    """`/wsimg <text>` in the live channel, answered with ``answer`` in it."""
+    asked = user.command(text, user_id=APPROVER, channel_id=LIVE_CHANNEL)
+    said = slack.wait_for_response(asked.response_url, timeout=30)
+    assert answer in json.dumps(said), said
+
+
+def _wait_for_post(slack: SlackWebAPI, channel: str) -> None:
     slack.wait_for(
-        lambda c: c.method == "chat.postMessage" and c.args.get("channel") == LIVE_CHANNEL,
-        timeout=60 + POST_WITHIN.total_seconds(),
+        lambda c: c.method == "chat.postMessage" and c.args.get("channel") == channel,
+        timeout=WITHIN,
     )
-    asked = user.command("unsubscribe", user_id=APPROVER, channel_id=LIVE_CHANNEL)
-    slack.wait_for_response(asked.response_url, timeout=30)
-    return time.time()
+
+
+def _subscription_made_ago(url: str, channel: str, *, forget_slots: bool = False) -> None:
+    """``channel``'s every-minute subscription, as if made (or last changed) MADE_AGO: a new
+    one when there is none. ``forget_slots``: and as if none of its digests had gone out."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            subscription = session.exec(
+                select(Subscription).where(Subscription.channel_id == channel)
+            ).one_or_none() or Subscription(
+                channel_id=channel,
+                cron="* * * * *",
+                timezone="UTC",
+                created_by=APPROVER,
+                created_at=utcnow() - MADE_AGO,
+            )
+            subscription.updated_at = utcnow() - MADE_AGO
+            session.add(subscription)
+            if forget_slots:
+                session.execute(
+                    delete(DigestSlot).where(col(DigestSlot.subscription_id) == subscription.id)
+                )
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def _digest_ticks(process: WsimgProcess, pattern: re.Pattern[str] = TICK_DONE) -> int:
+    """How many runs of its digest job the process has finished (or started)."""
+    return len(pattern.findall(process.log.read_text(errors="replace")))
+
+
+def _digest_ticks_of(groups: dict[str, list[WsimgProcess]]) -> dict[WsimgProcess, int]:
+    """How many runs of its digest job each process has started so far."""
+    return {p: _digest_ticks(p, TICK_STARTED) for group in groups.values() for p in group}
+
+
+def _wait_for_whole_ticks(started: dict[WsimgProcess, int]) -> None:
+    """Until every process has finished a run of its digest job that started after it had
+    started ``started`` runs: runs end in the order they start."""
+
+    def behind() -> list[str]:
+        return [p.log.name for p, count in started.items() if _digest_ticks(p) <= count]
+
+    try:
+        wait_until(lambda: not behind(), "a whole digest tick of every process", timeout=WITHIN)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: still behind: {behind()}") from None
+
+
+def _slots(url: str) -> list[tuple[Subscription, list[DigestSlot]]]:
+    """Every subscription with its digest slots, oldest first."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            return [
+                (
+                    subscription,
+                    list(
+                        session.exec(
+                            select(DigestSlot)
+                            .where(DigestSlot.subscription_id == subscription.id)
+                            .order_by(col(DigestSlot.slot_at))
+                        )
+                    ),
+                )
+                for subscription in session.exec(select(Subscription))
+            ]
+    finally:
+        engine.dispose()
 
 
 def _minutes_between(after: datetime, until: datetime) -> list[datetime]:
