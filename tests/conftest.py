@@ -66,6 +66,17 @@ def _is_loopback(address: Any) -> bool:
         return False
 
 
+# The tests that run real processes under load or on the clock go first, so that the other
+# worker's many short tests fill the time beside them instead of after them; and together,
+# so that they run one after another on one worker instead of against each other for two
+# cores (pyproject.toml, addopts).
+PROCESSES = pytest.mark.processes
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("processes") is None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _no_network_beyond_loopback() -> Iterator[None]:
     """Any connection to an address other than loopback fails the test that makes it."""

@@ -6,6 +6,11 @@ setup by hand: ``PostgresServer.start()`` finds the server binaries (PATH, /usr/
 listens only on 127.0.0.1 (a free port) and on a Unix socket inside that directory. Durability
 is switched off for speed. ``stop()`` stops it and removes the directory.
 
+Under pytest-xdist each worker is a session of its own and starts its own server: its own
+temporary directory, its own free port (tried again should another worker take it first).
+Database names carry the worker's pid, so workers sharing a ``WSIMG_TEST_POSTGRES_URL``
+server never meet either.
+
 PostgreSQL refuses to run as root; as root (CI) ``initdb`` and ``pg_ctl`` run as the
 ``postgres`` system user when there is one, else as ``nobody``, and the directory is theirs.
 

@@ -38,8 +38,10 @@ from tests.benchmarks.load import (
     rss_mb,
     signed_command,
 )
-from tests.conftest import APPROVER, SIGNING_SECRET, World
+from tests.conftest import APPROVER, PROCESSES, SIGNING_SECRET, World
 from tests.processes import WsimgProcess, process_env
+
+pytestmark = PROCESSES
 
 MEMORY_MB = 150
 TOO_MANY = "more listings than wsimg takes from one person in a minute; try again in"

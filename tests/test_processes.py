@@ -23,9 +23,11 @@ from bot.fakes.slack import SlackUser, SlackWebAPI
 from bot.fakes.workspaces import WorkSpacesSimulator
 from storage.db import make_engine
 from storage.models import DigestSlot, State, Subscription, UpdateRequest, utcnow
-from tests.conftest import APPROVER, BOT_TOKEN, SIGNING_SECRET, wait_until
+from tests.conftest import APPROVER, BOT_TOKEN, PROCESSES, SIGNING_SECRET, wait_until
 from tests.postgres import PostgresServer
 from tests.processes import WsimgProcess, process_env
+
+pytestmark = PROCESSES
 
 
 @pytest.fixture
