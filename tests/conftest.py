@@ -4,26 +4,31 @@ Bolt app served by waitress, reached with signed requests.
 
 ``World`` also holds what many tests do and read: approve an image as a user would, the
 requests in the database, the CreateUpdatedWorkspaceImage calls AWS received, and waits for
-what proves that something happened (or, with a marker, that something did not)."""
+what proves that something happened, or that nothing did: ``settle()`` returns once every
+listener the app has started has finished."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from slack_bolt import App
 from sqlmodel import col, select
 
 from bot.config import Settings
 from bot.domain.poller import PollReport, poll
 from bot.fakes.slack import HttpResult, SlackUser, SlackWebAPI, find_buttons
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
-from bot.runtime import Services, build_services, http_server
+from bot.runtime import Services, build_app, build_services, http_server
 from bot.slack.server import Server
 from storage import crud
 from storage.db import ensure_schema, session_scope
@@ -37,9 +42,6 @@ GROUP = "SADMINS"
 GROUP_MEMBER = "UGROUPIE"
 OUTSIDER = "UOUTSIDER"
 REGIONS = ("us-east-1", "eu-west-1")
-# Who sends the marker command (World.settle); no test acts as this user otherwise.
-MARKER_USER, MARKER_CHANNEL = "UMARKER", "C0MARKER"
-
 T = TypeVar("T")
 
 
@@ -151,6 +153,44 @@ def settings(slack: SlackWebAPI, simulator: WorkSpacesSimulator, database_url: s
     )
 
 
+class TrackingExecutor(Executor):
+    """Wraps the app's listener pool and keeps every future, so that a test can wait until
+    all a request started (ack listener, lazy listeners) has finished."""
+
+    def __init__(self, inner: Executor) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._futures: list[Future[Any]] = []
+
+    @classmethod
+    def around(cls, app: App) -> TrackingExecutor:
+        """Put one around ``app``'s listener pool, for its listeners and lazy listeners."""
+        runner = app.listener_runner
+        tracking = cls(runner.listener_executor)
+        runner.listener_executor = tracking
+        runner.lazy_listener_runner.executor = tracking  # type: ignore[attr-defined]
+        return tracking
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = self._inner.submit(fn, *args, **kwargs)
+        with self._lock:
+            self._futures.append(future)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._inner.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def settle(self, timeout: float = 30) -> tuple[list[BaseException], int]:
+        """Wait for every future so far: (what they raised, how many still run)."""
+        with self._lock:
+            futures, self._futures = self._futures, []
+        done, not_done = wait(futures, timeout=timeout)
+        with self._lock:  # the unfinished ones are waited for again next time
+            self._futures.extend(not_done)
+        raised = [f.exception() for f in done if not f.cancelled()]
+        return [e for e in raised if e is not None], len(not_done)
+
+
 @dataclass
 class World:
     simulator: WorkSpacesSimulator
@@ -158,6 +198,7 @@ class World:
     services: Services
     events_url: str
     user: SlackUser
+    listeners: TrackingExecutor
     seen: dict[str, Any] = field(default_factory=dict)
 
     def command(
@@ -269,36 +310,54 @@ class World:
 
         return wait_until(enough, f"{count} answers at {url}", timeout=timeout)
 
-    def settle(self) -> str:
-        """Send a signed `/wsimg history` from a marker user and channel and wait for its
-        answer: whatever a request sent before it had started is under way by then (Bolt hands
-        listeners to one first-in, first-out pool). The marker's response_url, to tell its
-        answer from anything else."""
-        asked = self.command("history", user_id=MARKER_USER, channel_id=MARKER_CHANNEL)
-        assert asked.status == 200 and asked.response_url
-        self.slack.wait_for_response(asked.response_url, timeout=15)
-        return asked.response_url
+    def settle(self, *, timeout: float = 30) -> None:
+        """Until every listener the app has started so far has finished. Bolt hands a
+        request's listeners to the pool before it answers the request, so once a request has
+        its HTTP answer, what it set going (if anything) is done when this returns."""
+        raised, running = self.listeners.settle(timeout)
+        assert running == 0, f"{running} listener(s) still running after {timeout} s"
+        assert raised == [], f"a listener raised: {raised!r}"
+
+
+def serve_app(services: Services) -> tuple[str, Server, TrackingExecutor]:
+    """The real app on a free port: its events URL, its server, and its tracked listener pool."""
+    app = build_app(services.settings, services)
+    listeners = TrackingExecutor.around(app)
+    server = http_server(services, app=app, host="127.0.0.1", port=0).start()
+    return f"http://127.0.0.1:{server.port}/slack/events", server, listeners
 
 
 def serve(services: Services) -> tuple[str, Server]:
-    server = http_server(services, host="127.0.0.1", port=0).start()
-    return f"http://127.0.0.1:{server.port}/slack/events", server
+    url, server, _ = serve_app(services)
+    return url, server
+
+
+@contextmanager
+def running_world(
+    settings: Settings, simulator: WorkSpacesSimulator, slack: SlackWebAPI
+) -> Iterator[World]:
+    """The world of the ``world`` fixture, for fixtures that change something first."""
+    # No real AWS lags behind: a Name AWS says exists is looked up without pauses.
+    services = build_services(settings, name_lookup_pause=0)
+    ensure_schema(services.engine)
+    url, server, listeners = serve_app(services)
+    try:
+        yield World(
+            simulator=simulator,
+            slack=slack,
+            services=services,
+            events_url=url,
+            user=SlackUser(url, SIGNING_SECRET, slack),
+            listeners=listeners,
+        )
+    finally:
+        server.stop()
+        services.engine.dispose()
 
 
 @pytest.fixture
 def world(
     settings: Settings, simulator: WorkSpacesSimulator, slack: SlackWebAPI
 ) -> Iterator[World]:
-    # No real AWS lags behind: a Name AWS says exists is looked up without pauses.
-    services = build_services(settings, name_lookup_pause=0)
-    ensure_schema(services.engine)
-    url, server = serve(services)
-    yield World(
-        simulator=simulator,
-        slack=slack,
-        services=services,
-        events_url=url,
-        user=SlackUser(url, SIGNING_SECRET, slack),
-    )
-    server.stop()
-    services.engine.dispose()
+    with running_world(settings, simulator, slack) as world:
+        yield world

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -45,15 +43,23 @@ from hypothesis import strategies as st
 from sqlmodel import func, select
 
 from bot.config import Settings
-from bot.fakes.slack import HttpResult, SlackUser, SlackWebAPI, find_buttons
+from bot.fakes.slack import HttpResult, SlackWebAPI, find_buttons
 from bot.fakes.workspaces import WorkSpacesSimulator
-from bot.runtime import build_app, build_services, http_server
 from bot.slack import limits
 from bot.slack.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action
 from bot.slack.inbound import USER_ID
-from storage.db import ensure_schema, session_scope
+from storage.db import session_scope
 from storage.models import Offer, UpdateRequest
-from tests.conftest import APPROVER, GROUP, GROUP_MEMBER, OUTSIDER, REGIONS, SIGNING_SECRET, World
+from tests.conftest import (
+    APPROVER,
+    GROUP,
+    GROUP_MEMBER,
+    OUTSIDER,
+    REGIONS,
+    TrackingExecutor,
+    World,
+    running_world,
+)
 
 CREATE = "CreateUpdatedWorkspaceImage"
 SUBCOMMANDS = ("updates", "status", "history", "digest", "subscribe", "unsubscribe")
@@ -90,35 +96,6 @@ def _run_settings(max_examples: int) -> hypothesis_settings:
 # --------------------------------------------------------------------------------------------
 
 
-class _TrackingExecutor(Executor):
-    """Wraps the app's listener pool and keeps every future, so that a test can wait until
-    all a request started (ack listener, lazy listeners) has finished."""
-
-    def __init__(self, inner: Executor) -> None:
-        self._inner = inner
-        self._lock = threading.Lock()
-        self._futures: list[Future[Any]] = []
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future = self._inner.submit(fn, *args, **kwargs)
-        with self._lock:
-            self._futures.append(future)
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._inner.shutdown(wait=wait, cancel_futures=cancel_futures)
-
-    def settle(self, timeout: float = SETTLE_SECONDS) -> tuple[list[BaseException], int]:
-        """Wait for every future so far: (what they raised, how many still run)."""
-        with self._lock:
-            futures, self._futures = self._futures, []
-        done, not_done = wait(futures, timeout=timeout)
-        with self._lock:  # the unfinished ones are waited for again next time
-            self._futures.extend(not_done)
-        raised = [f.exception() for f in done if not f.cancelled()]
-        return [e for e in raised if e is not None], len(not_done)
-
-
 class _LoggedError(AssertionError):
     """The app logged at ERROR. There is one subclass per logged exception type so that
     hypothesis tells the defects apart, and shrinks and reports each of them."""
@@ -138,7 +115,7 @@ class Hostile:
     """The fake world, the real keys of three listings, and the checks every request passes."""
 
     world: World
-    executor: _TrackingExecutor
+    executor: TrackingExecutor  # the app's listener pool
     caplog: pytest.LogCaptureFixture
     health_url: str
     keys: dict[str, list[str]] = field(default_factory=dict)
@@ -177,7 +154,7 @@ class Hostile:
         ``answer_at``: the response_url where the user must have been answered;
         ``ack_answers``: the answer must be in the ack itself (the help text).
         """
-        raised, running = self.executor.settle()
+        raised, running = self.executor.settle(SETTLE_SECONDS)
         assert result.status < 500, f"HTTP {result.status}: {result.body[:300]!r}"
         assert running == 0, f"{running} listener(s) still running after {SETTLE_SECONDS}s"
         assert not raised, f"a listener raised: {raised!r}"
@@ -213,7 +190,7 @@ class Hostile:
         """A normal `/wsimg updates` by an approver still answers with the listing."""
         self.caplog.clear()
         listing = self.world.listing()
-        self.executor.settle()
+        self.executor.settle(SETTLE_SECONDS)
         text = json.dumps(listing["blocks"])
         assert "Win-Hostile-A" in text and "Win-Hostile-B" in text, text[:500]
         actions = [b["action_id"] or "" for b in find_buttons(listing["blocks"])]
@@ -254,57 +231,44 @@ def hostile(
     unlimited = limits.Rate(burst=10**6, per_minute=10**6)
     monkeypatch.setattr(limits, "LISTINGS", unlimited)
     monkeypatch.setattr(limits, "OTHER_COMMANDS", unlimited)
-    services = build_services(settings)
-    ensure_schema(services.engine)
-    app = build_app(services.settings, services)
-    runner = app.listener_runner
-    executor = _TrackingExecutor(runner.listener_executor)
-    runner.listener_executor = executor
-    runner.lazy_listener_runner.executor = executor  # type: ignore[attr-defined]
-    server = http_server(services, app=app, host="127.0.0.1", port=0).start()
-    events_url = f"http://127.0.0.1:{server.port}/slack/events"
-    world = World(
-        simulator=simulator,
-        slack=slack,
-        services=services,
-        events_url=events_url,
-        user=SlackUser(events_url, SIGNING_SECRET, slack),
-    )
+    with running_world(settings, simulator, slack) as world:
+        yield _seeded(world, caplog)
+
+
+def _seeded(world: World, caplog: pytest.LogCaptureFixture) -> Hostile:
+    """The checks, with images to list and the offer keys of real listings."""
+    simulator, executor = world.simulator, world.listeners
     hostile = Hostile(
         world=world,
         executor=executor,
         caplog=caplog,
-        health_url=events_url.replace("/slack/events", "/healthz"),
+        health_url=world.events_url.replace("/slack/events", "/healthz"),
     )
-    try:
-        simulator.add_image(region="us-east-1", name="Win-Hostile-A")
-        simulator.add_image(region="eu-west-1", name="Win-Hostile-B")
-        simulator.add_image(region="us-east-1", name="Lnx-Hostile", platform="LINUX")
-        simulator.add_image(region="eu-west-1", name="Win-Hostile-Busy", state="PENDING")
-        mine = world.listing()
-        world.listing(user_id=OUTSIDER)
-        world.answer(world.command("updates", user_id=OUTSIDER, channel_id=OTHER_CHANNEL))
-        world.listing("updates us-east-1")
-        executor.settle()
-        with session_scope(services.engine) as session:
-            offers = list(session.exec(select(Offer)))
-        hostile.keys = {
-            "approve": [
-                b["value"]
-                for b in find_buttons(mine["blocks"])
-                if (b["action_id"] or "").startswith(Action.APPROVE.value)
-            ],
-            # Offers nobody may update: the Linux image, the image still PENDING.
-            "not_updatable": [o.key for o in offers if o.not_updatable_reason],
-            "updatable": [o.key for o in offers if not o.not_updatable_reason],
-            "all": [o.key for o in offers],
-        }
-        assert hostile.keys["approve"] and hostile.keys["not_updatable"], hostile.keys
-        simulator.clear_calls()
-        yield hostile
-    finally:
-        server.stop()
-        services.engine.dispose()
+    simulator.add_image(region="us-east-1", name="Win-Hostile-A")
+    simulator.add_image(region="eu-west-1", name="Win-Hostile-B")
+    simulator.add_image(region="us-east-1", name="Lnx-Hostile", platform="LINUX")
+    simulator.add_image(region="eu-west-1", name="Win-Hostile-Busy", state="PENDING")
+    mine = world.listing()
+    world.listing(user_id=OUTSIDER)
+    world.answer(world.command("updates", user_id=OUTSIDER, channel_id=OTHER_CHANNEL))
+    world.listing("updates us-east-1")
+    executor.settle(SETTLE_SECONDS)
+    with session_scope(world.services.engine) as session:
+        offers = list(session.exec(select(Offer)))
+    hostile.keys = {
+        "approve": [
+            b["value"]
+            for b in find_buttons(mine["blocks"])
+            if (b["action_id"] or "").startswith(Action.APPROVE.value)
+        ],
+        # Offers nobody may update: the Linux image, the image still PENDING.
+        "not_updatable": [o.key for o in offers if o.not_updatable_reason],
+        "updatable": [o.key for o in offers if not o.not_updatable_reason],
+        "all": [o.key for o in offers],
+    }
+    assert hostile.keys["approve"] and hostile.keys["not_updatable"], hostile.keys
+    simulator.clear_calls()
+    return hostile
 
 
 # --------------------------------------------------------------------------------------------

@@ -49,10 +49,6 @@ def _click(world: World, button: dict[str, Any], **changes: Any) -> dict[str, An
     return payload
 
 
-def _creates(world: World) -> int:
-    return world.simulator.count("CreateUpdatedWorkspaceImage")
-
-
 @pytest.mark.parametrize(
     "changes",
     [
@@ -73,7 +69,7 @@ def test_a_bad_socket_mode_click_is_refused_before_any_listener(
     status = _deliver(socket_app, "interactive", _click(world, button, **changes))
 
     assert status in (400, 403)
-    assert _creates(world) == 0
+    assert len(world.creates()) == 0
 
 
 def test_a_good_socket_mode_click_is_served(world: World, socket_app: App) -> None:
@@ -84,7 +80,7 @@ def test_a_good_socket_mode_click_is_served(world: World, socket_app: App) -> No
     assert _deliver(socket_app, "interactive", payload) == 200
 
     world.slack.wait_for_response(payload["response_url"], timeout=15)
-    assert _creates(world) == 1
+    assert len(world.creates()) == 1
 
 
 def test_a_socket_mode_command_with_a_foreign_response_url_is_refused(
