@@ -1,38 +1,32 @@
 """The bot token, the app token and the signing secret never show, whatever fails; no
 response_url is logged, even at DEBUG; a secret too short to be redacted is refused at start.
 
-Many failure paths are driven through the real app (in this process, logging captured at DEBUG)
-and through real `wsimg` processes (their whole output captured, logging at DEBUG); then
-everything captured is searched for the three secrets: log records and their exceptions, the
-process's stdout/stderr, every Web API call the Slack stand-in recorded and its answer, every
-response_url payload, the app's HTTP answers, the AWS calls, and the database, which holds
-the error texts later shown in Slack.
+Many failure paths are driven through the real app (in this process, logging captured at DEBUG;
+real `wsimg` processes: test_secrets_processes.py); then everything captured is searched for
+the three secrets (tests/leaks.py): log records and their exceptions, every Web API call the
+Slack stand-in recorded and its answer, every response_url payload, the app's HTTP answers, the
+AWS calls, and the database, which holds the error texts later shown in Slack.
 
 In this process the redaction is installed as `wsimg` installs it, from the environment (the
-secrets and SLACK_API_URL); the process tests rely on ``bot/cli.py:main`` doing that. Self-checks
-prove the scanner finds a planted secret and that DEBUG logs do carry response URLs when
-nothing redacts them.
+secrets and SLACK_API_URL). Self-checks prove the scanner finds a planted secret and that DEBUG
+logs do carry response URLs when nothing redacts them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import os
 import socket
-import subprocess
 import sys
 import time
 import traceback
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
-import sqlalchemy as sa
 from slack_sdk.http_retry import builtin_handlers
 
 from bot import redact
@@ -40,114 +34,29 @@ from bot.aws.gateway import WorkSpacesGateway
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from bot.fakes.slack import STALE_SECONDS, HttpResult, SlackUser, SlackWebAPI
-from bot.fakes.workspaces import WorkSpacesSimulator
 from bot.slack.server import MAX_BODY_BYTES
 from storage import crud
 from storage.db import unit_of_work
 from tests.conftest import (
     APPROVER,
     BOT_TOKEN,
-    GROUP,
     GROUP_MEMBER,
     REGIONS,
     SIGNING_SECRET,
     World,
 )
-from tests.processes import STARTUP_TIMEOUT, free_port, process_env
-
-APP_TOKEN = "xapp-1-A0WSIMG-4242-test-app-token-do-not-log"
-# A bot token Slack refuses (revoked, or of another workspace): still a secret.
-REFUSED_TOKEN = "xoxb-9999-refused-bot-token-do-not-log"
-SECRETS = {
-    "SLACK_BOT_TOKEN": BOT_TOKEN,
-    "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-    "SLACK_APP_TOKEN": APP_TOKEN,
-}
-WINDOW = 12  # any 12 characters in a row of a secret count as a leak
-
-
-# --------------------------------------------------------------------------------------------
-# The scanner
-# --------------------------------------------------------------------------------------------
-
-
-def _needles(secret: str) -> set[str]:
-    """The secret, its encodings, and every WINDOW-long piece of it (a truncated leak)."""
-    forms = {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
-    pieces = {secret[i : i + WINDOW] for i in range(len(secret) - WINDOW + 1)}
-    return forms | pieces
-
-
-def find_leaks(found: Iterable[tuple[str, str]], secrets: dict[str, str]) -> list[str]:
-    """``where: NAME`` for each (where, text) holding a piece of a secret."""
-    needles = {name: _needles(value) for name, value in secrets.items()}
-    leaks = []
-    for where, text in found:
-        for name, pieces in needles.items():
-            hit = next((p for p in pieces if p in text), None)
-            if hit is not None:
-                start = text.index(hit)
-                excerpt = text[max(0, start - 80) : start + len(hit) + 40]
-                leaks.append(f"{where}: {name} in …{excerpt!r}…")
-    return leaks
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, default=repr, sort_keys=True)
-
-
-def _exc_text(exc_info: Any) -> str:
-    return "".join(traceback.format_exception(*exc_info))
-
-
-def log_texts(records: Iterable[logging.LogRecord], formatted: str) -> Iterator[tuple[str, str]]:
-    """Everything a log handler or formatter could write from these records."""
-    yield "log text", formatted
-    for record in records:
-        where = f"log record {record.name}:{record.lineno}"
-        try:
-            message = record.getMessage()
-        except Exception as exc:  # noqa: BLE001 (a broken record is shown, not fatal)
-            message = f"<unformattable: {exc!r}>"
-        yield where, message
-        yield f"{where} attributes", repr(vars(record))
-        if record.exc_info and record.exc_info[0] is not None:
-            yield f"{where} exception", _exc_text(record.exc_info)
-
-
-def slack_texts(slack: SlackWebAPI) -> Iterator[tuple[str, str]]:
-    """Everything the app sent to Slack and Slack answered, as the stand-in recorded it."""
-    for call in slack.calls:
-        yield f"Slack {call.method} call", _dump(dataclasses.asdict(call))
-    for response in slack.responses:
-        yield "response_url payload", _dump(response._asdict())
-    for rejected in slack.rejected_responses:
-        yield "refused response_url payload", _dump(rejected)
-    for entry in slack.timeline:
-        yield f"Slack timeline {entry.kind}", _dump(dataclasses.asdict(entry))
-    for message in slack.posts():
-        yield "Slack channel message", _dump(dataclasses.asdict(message))
-    yield "Slack ephemerals", _dump(slack.ephemerals())
-
-
-def aws_texts(simulator: WorkSpacesSimulator) -> Iterator[tuple[str, str]]:
-    for call in simulator.calls:
-        yield f"AWS {call.operation} call", _dump(dataclasses.asdict(call))
-
-
-def http_texts(results: Iterable[HttpResult]) -> Iterator[tuple[str, str]]:
-    for result in results:
-        yield f"HTTP answer {result.status}", _dump([result.headers, result.body])
-
-
-def database_texts(engine: sa.Engine) -> Iterator[tuple[str, str]]:
-    metadata = sa.MetaData()
-    metadata.reflect(engine)
-    with engine.connect() as connection:
-        for table in metadata.sorted_tables:
-            rows = connection.execute(sa.select(table)).all()
-            yield f"database table {table.name}", _dump([list(row) for row in rows])
-
+from tests.leaks import (
+    APP_TOKEN,
+    SECRETS,
+    WINDOW,
+    aws_texts,
+    database_texts,
+    find_leaks,
+    http_texts,
+    log_texts,
+    response_url_leaks,
+    slack_texts,
+)
 
 # --------------------------------------------------------------------------------------------
 # The scanner catches what it must
@@ -294,30 +203,6 @@ def test_redaction_covers_every_logger_and_exception_the_test_captures(
         logging.getLogger("bot.anything").exception("failed")
     assert redact.MARK in evidence.caplog.text
     evidence.check()
-
-
-def response_url_leaks(
-    found: Iterable[tuple[str, str]], results: Iterable[HttpResult]
-) -> list[str]:
-    """``where: url`` for each text holding a response_url of ``results``, or its id (the
-    stand-in's last path segment), plain, percent-encoded or JSON-escaped."""
-    urls = {r.response_url for r in results if r.response_url}
-    assert urls, "no request carried a response_url: nothing to look for"
-    needles = {
-        url: {
-            url,
-            quote(url, safe=""),
-            url.replace("/", "\\/"),
-            url.rsplit("/", 1)[1],
-        }
-        for url in urls
-    }
-    return [
-        f"{where}: {url}"
-        for where, text in found
-        for url, forms in needles.items()
-        if any(form in text for form in forms)
-    ]
 
 
 def _debug_session(world: World, evidence: Evidence) -> None:
@@ -529,282 +414,3 @@ def test_settings_errors_and_representations(
         logging.getLogger("wsimg").exception("bad settings", exc_info=error)
     evidence.texts.append(("settings from the environment", repr(Settings())))
     evidence.check()
-
-
-# --------------------------------------------------------------------------------------------
-# Real processes
-# --------------------------------------------------------------------------------------------
-
-# `wsimg` exactly as deployed, except that logging is set up at DEBUG before `main` runs (its
-# basicConfig then leaves it alone), so that everything any library can log is written.
-DEBUG_MAIN = (
-    "import logging, sys\n"
-    "logging.basicConfig(level=logging.DEBUG,"
-    " format='%(asctime)s %(levelname)s %(name)s: %(message)s')\n"
-    "{prelude}"
-    "from bot.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
-
-
-def _wsimg(*args: str, env: dict[str, str], log: Path, prelude: str = "") -> subprocess.Popen:
-    code = DEBUG_MAIN.format(prelude=prelude)
-    with log.open("ab") as out:
-        return subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            [sys.executable, "-c", code, *args], env=env, stdout=out, stderr=out
-        )
-
-
-def _finish(proc: subprocess.Popen, timeout: float = STARTUP_TIMEOUT) -> int:
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-        raise
-
-
-@pytest.fixture
-def fakes() -> Iterator[tuple[WorkSpacesSimulator, SlackWebAPI]]:
-    with (
-        WorkSpacesSimulator(pending_seconds=3600) as simulator,
-        SlackWebAPI(bot_token=BOT_TOKEN) as slack,
-    ):
-        slack.set_usergroup(GROUP, [GROUP_MEMBER])
-        yield simulator, slack
-
-
-def _check_process(log: Path, slack: SlackWebAPI, secrets: dict[str, str] = SECRETS) -> str:
-    text = log.read_text(errors="replace")
-    assert text.strip(), "the process wrote nothing: the capture is not working"
-    leaks = find_leaks([(log.name, text), *slack_texts(slack)], secrets)
-    assert not leaks, "secrets leaked:\n" + "\n".join(leaks)
-    return text
-
-
-@pytest.mark.parametrize(
-    "bad", [{"WSIMG_POLL_SECONDS": "abc"}, {"WSIMG_TIMEZONE": "Mars/Olympus"}, {"PORT": "-1"}]
-)
-def test_serve_with_a_bad_setting(
-    fakes: tuple[WorkSpacesSimulator, SlackWebAPI], tmp_path: Path, bad: dict[str, str]
-) -> None:
-    simulator, slack = fakes
-    env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db", **SECRETS, **bad)
-    log = tmp_path / "serve.log"
-    assert _finish(_wsimg("serve", env=env, log=log)) == 2
-    text = _check_process(log, slack)
-    assert "Configuration error" in text
-
-
-def test_serve_whose_bot_token_slack_refuses(
-    fakes: tuple[WorkSpacesSimulator, SlackWebAPI], tmp_path: Path
-) -> None:
-    simulator, slack = fakes
-    env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db", SLACK_BOT_TOKEN=REFUSED_TOKEN)
-    log = tmp_path / "serve.log"
-    assert _finish(_wsimg("serve", env=env, log=log)) != 0
-    assert [c.error for c in slack.calls if c.method == "auth.test"] == ["invalid_auth"]
-    _check_process(log, slack, {**SECRETS, "SLACK_BOT_TOKEN": REFUSED_TOKEN})
-
-
-def test_serve_in_socket_mode_whose_app_token_slack_refuses(
-    fakes: tuple[WorkSpacesSimulator, SlackWebAPI], tmp_path: Path
-) -> None:
-    simulator, slack = fakes
-    env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db", SLACK_APP_TOKEN=APP_TOKEN)
-    log = tmp_path / "serve.log"
-    assert _finish(_wsimg("serve", env=env, log=log)) != 0
-    assert [c.error for c in slack.calls if c.method == "apps.connections.open"]
-    _check_process(log, slack)
-
-
-def test_serve_answering_through_slack_and_aws_failures(
-    fakes: tuple[WorkSpacesSimulator, SlackWebAPI], tmp_path: Path
-) -> None:
-    simulator, slack = fakes
-    image = simulator.add_image(region="us-east-1", name="Win-Secret-Process")
-    env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db", WSIMG_APPROVERS=GROUP)
-    port = int(env["PORT"])
-    log = tmp_path / "serve.log"
-    proc = _wsimg("serve", env=env, log=log)
-    try:
-        user = SlackUser(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, slack)
-        _wait_until_serving(proc, log)
-        results = [user.post(b"text=updates", signature="v0=" + "1" * 64)]
-
-        def answer(result: HttpResult) -> dict[str, Any]:
-            results.append(result)
-            return slack.wait_for_response(
-                result.response_url, lambda p: bool(p.get("blocks")), timeout=30
-            )
-
-        simulator.deny("DescribeWorkspaceImages")
-        answer(user.command("updates", user_id=GROUP_MEMBER))
-        simulator.allow("DescribeWorkspaceImages")
-        listing = answer(user.command("updates", user_id=GROUP_MEMBER))
-        [button] = [
-            b
-            for b in user.find_buttons(listing["blocks"])
-            if b["action_id"].startswith("wsimg.approve")
-        ]
-        slack.inject("usergroups.users.list", "internal_error", status=500)
-        refused = answer(user.click_button(button, user_id=GROUP_MEMBER))
-        slack.fail("chat.postMessage", "invalid_auth", times=2)
-        simulator.fail_next("CreateUpdatedWorkspaceImage", "AccessDeniedException")
-        answer(user.click_button(button, user_id=GROUP_MEMBER))
-        slack.fail("chat.postMessage", "invalid_auth")
-        failed = answer(user.command("digest", user_id=GROUP_MEMBER))
-    finally:
-        proc.terminate()
-        _finish(proc)
-    text = _check_process(log, slack)
-    leaks = find_leaks(http_texts(results), SECRETS)
-    assert not leaks, leaks
-    assert not response_url_leaks([(log.name, text)], results)
-    assert redact.URL_MARK in text  # the process logged them at DEBUG, redacted
-    assert results[0].status == 401
-    assert "may not approve" in json.dumps(refused)
-    assert "Slack did not take the digest" in json.dumps(failed)
-    assert [c.params["SourceImageId"] for c in simulator.calls if "Create" in c.operation] == [
-        image
-    ]
-    assert "invalid_auth" in text and "AccessDenied" in text
-
-
-def _wait_until_serving(proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while "serving HTTP" not in log.read_text(errors="replace"):
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-
-
-# Planted in a `wsimg serve` process: code that fails with the secrets in its exception.
-LEAKY = (
-    "import os\n"
-    "def leaky(*args, **kwargs):\n"
-    "    raise RuntimeError('boom: ' + ' '.join(os.environ[n] for n in ("
-    "'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET')) + ' {app_token}')\n"
-    "import bot.{module}\n"
-    "bot.{module}.{function} = leaky\n"
-)
-
-
-def test_serve_logs_a_handler_exception_carrying_the_secrets_redacted(
-    fakes: tuple[WorkSpacesSimulator, SlackWebAPI], tmp_path: Path
-) -> None:
-    """Needs `wsimg` to install the redaction (bot/cli.py:main)."""
-    simulator, slack = fakes
-    env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db")
-    log = tmp_path / "serve.log"
-    prelude = LEAKY.format(app_token=APP_TOKEN, module="domain.listing", function="list_updates")
-    proc = _wsimg("serve", env=env, log=log, prelude=prelude)
-    try:
-        _wait_until_serving(proc, log)
-        user = SlackUser(f"http://127.0.0.1:{env['PORT']}/slack/events", SIGNING_SECRET, slack)
-        asked = user.command("updates", user_id=APPROVER)
-        answer = slack.wait_for_response(
-            asked.response_url, lambda p: bool(p.get("blocks")), timeout=30
-        )
-        assert "went wrong" in json.dumps(answer)
-    finally:
-        proc.terminate()
-        _finish(proc)
-    assert f"boom: {redact.MARK}" in _check_process(log, slack)
-
-
-def test_serve_crashing_with_the_secrets_in_its_exception(
-    fakes: tuple[WorkSpacesSimulator, SlackWebAPI], tmp_path: Path
-) -> None:
-    """An uncaught exception is printed by sys.excepthook, not logged: redacted all the same."""
-    simulator, slack = fakes
-    env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db")
-    log = tmp_path / "serve.log"
-    prelude = LEAKY.format(app_token=APP_TOKEN, module="slack.server", function="make_server")
-    assert _finish(_wsimg("serve", env=env, log=log, prelude=prelude)) == 1
-    assert f"RuntimeError: boom: {redact.MARK}" in _check_process(log, slack)
-
-
-def test_the_process_check_finds_a_secret_a_process_logs(
-    fakes: tuple[WorkSpacesSimulator, SlackWebAPI], tmp_path: Path
-) -> None:
-    """The self-check for processes: logged before `main` runs, the token is not redacted."""
-    simulator, slack = fakes
-    env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db", WSIMG_POLL_SECONDS="x")
-    log = tmp_path / "serve.log"
-    prelude = (
-        "logging.getLogger('early').warning('%s', __import__('os').environ['SLACK_BOT_TOKEN'])\n"
-    )
-    assert _finish(_wsimg("serve", env=env, log=log, prelude=prelude)) == 2
-    with pytest.raises(AssertionError, match="SLACK_BOT_TOKEN in"):
-        _check_process(log, slack)
-
-
-@pytest.mark.parametrize("variable", ["WSIMG_APPROVERS", "WSIMG_TIMEZONE"])
-def test_a_secret_put_in_the_wrong_variable_is_not_echoed(
-    fakes: tuple[WorkSpacesSimulator, SlackWebAPI], tmp_path: Path, variable: str
-) -> None:
-    simulator, slack = fakes
-    env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db", **{variable: BOT_TOKEN})
-    log = tmp_path / "serve.log"
-    assert _finish(_wsimg("serve", env=env, log=log)) == 2
-    assert "Configuration error" in _check_process(log, slack)
-
-
-SHORT = "Kq7#zW"  # six characters: too short to redact, and to be a Slack secret
-
-
-@pytest.mark.parametrize(
-    ("command", "variable"),
-    [
-        ("serve", "SLACK_SIGNING_SECRET"),
-        ("serve", "SLACK_BOT_TOKEN"),
-        ("serve", "SLACK_APP_TOKEN"),
-        ("updates", "SLACK_SIGNING_SECRET"),
-        ("updates", "slack_bot_token"),  # the settings read names case-insensitively
-    ],
-)
-def test_a_short_secret_is_refused_at_start(
-    fakes: tuple[WorkSpacesSimulator, SlackWebAPI], tmp_path: Path, command: str, variable: str
-) -> None:
-    """One line naming the variable, exit 2, no traceback, the value nowhere, nothing done."""
-    simulator, slack = fakes
-    env = process_env(simulator, slack, f"sqlite:///{tmp_path}/w.db")
-    env.pop(variable.upper(), None)
-    env[variable] = SHORT
-    done = subprocess.run(  # noqa: S603 (our own interpreter and module)
-        [sys.executable, "-m", "bot", command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stdout == ""
-    [line] = done.stderr.splitlines()
-    assert line.startswith(f"wsimg: {variable} is too short (under 8 characters)"), line
-    assert "copy it again from the app's" in line
-    assert SHORT not in done.stderr and "Traceback" not in done.stderr
-    assert slack.calls == [] and simulator.calls == []
-    assert not (tmp_path / "w.db").exists()
-
-
-DEMO_SECRET = "0123456789abcdef-demo-signing-secret"
-DEMO_TOKEN_PART = "demo-bot-token-part"
-DEMO_PRELUDE = (
-    "import types, bot.demo\n"
-    f"tokens = {{16: {DEMO_SECRET!r}, 8: {DEMO_TOKEN_PART!r}}}\n"
-    "bot.demo.secrets = types.SimpleNamespace(token_hex=tokens.__getitem__)\n"
-)
-
-
-def test_demo_transcript_and_logs(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WSIMG_", "AWS_"))}
-    env["PORT"] = str(free_port())
-    log = tmp_path / "demo.log"
-    assert _finish(_wsimg("demo", env=env, log=log, prelude=DEMO_PRELUDE), timeout=180) == 0
-    text = log.read_text(errors="replace")
-    assert "reply in thread" in text
-    secrets = {"demo SLACK_BOT_TOKEN": "xoxb-demo-" + DEMO_TOKEN_PART, "demo secret": DEMO_SECRET}
-    leaks = find_leaks([("demo output", text)], secrets)
-    assert not leaks, "secrets leaked:\n" + "\n".join(leaks)
