@@ -395,7 +395,7 @@ def _as_text(images: list[Any], failures: list[Any]) -> str:
 
 def _digest(args: argparse.Namespace) -> int:
     from bot.domain import digests
-    from bot.slack import blocks
+    from bot.slack import blocks, digest_view
     from bot.slack.notify import NotPosted
     from bot.slack.render import blocks_to_text
 
@@ -404,7 +404,9 @@ def _digest(args: argparse.Namespace) -> int:
     if args.dry_run:
         services = _services(settings)
         report = digests.build_digest(services, user_id="cli", channel_id=channel)
-        for message in blocks.digest(report) or [blocks.text_message("(quiet: nothing to post)")]:
+        for message in digest_view.digest(report) or [
+            blocks.text_message("(quiet: nothing to post)")
+        ]:
             print(blocks_to_text(message["blocks"]))
             print()
         return 0

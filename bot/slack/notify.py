@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot.domain.pages import Digest
 from bot.domain.ports import Delivery
 from bot.errors import WsimgError
-from bot.slack import blocks
+from bot.slack import blocks, digest_view
 from storage.models import UpdateRequest
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class SlackNotifier:
     def post_digest(self, channel_id: str, digest: Digest) -> int:
         """Post a digest's messages in order; the number posted. slack_sdk's
         RateLimitErrorRetryHandler waits out a 429 and posts again."""
-        messages = blocks.digest(digest)
+        messages = digest_view.digest(digest)
         for message in messages:
             try:
                 self._client.chat_postMessage(channel=channel_id, **message)

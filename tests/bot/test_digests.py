@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
 
 from bot.domain import digests
-from bot.domain import listing as listings
 from bot.domain.digests import (
     Schedule,
     due_slots,
@@ -20,33 +16,20 @@ from bot.domain.digests import (
     run_due,
     shortest_gap,
 )
-from bot.domain.pages import (
-    NAMED_MAX,
-    Digest,
-    Entry,
-    GroupSummary,
-    ListingPage,
-    assign_pages,
-)
 from bot.domain.policy import ApproverPolicy
-from bot.fakes.slack import SlackUser, blocks_to_text, find_buttons, validate_blocks
+from bot.fakes.slack import SlackUser, blocks_to_text, find_buttons
 from bot.runtime import Services, build_services
-from bot.slack import blocks
-from bot.slack.blocks import section
 from bot.slack.groups import SlackGroups
 from storage import crud
 from storage.db import session_scope
 from storage.models import (
     DigestSlot,
     Event,
-    Listing,
-    Offer,
     Sighting,
-    State,
     Subscription,
-    UpdateRequest,
     utcnow,
 )
+from tests.bot.digest_kit import digest_posts, following
 from tests.conftest import APPROVER, OUTSIDER, SIGNING_SECRET, World, serve
 
 BERLIN = "Europe/Berlin"
@@ -97,12 +80,6 @@ def _backdate(world: World, channel_id: str, when: datetime) -> None:
         session.commit()
 
 
-def _digest_posts(world: World, channel_id: str = "C0DIGEST") -> list:
-    return [
-        c for c in world.slack.calls_to("chat.postMessage") if c.args.get("channel") == channel_id
-    ]
-
-
 def test_a_dst_change_day_posts_once(world: World) -> None:
     world.simulator.add_image(region="us-east-1", name="Win-Dst")
     _subscribe(world, "subscribe 30 2 * * * Europe/Berlin")
@@ -113,7 +90,7 @@ def test_a_dst_change_day_posts_once(world: World) -> None:
         run_due(world.services, now=moment, worker_id="a")
         run_due(world.services, now=moment, worker_id="b")
         moment += timedelta(minutes=10)
-    assert len(_digest_posts(world)) == 1
+    assert len(digest_posts(world)) == 1
 
 
 def test_after_two_hours_down_the_last_missed_slot_is_posted_once_inside_the_grace(
@@ -130,7 +107,7 @@ def test_after_two_hours_down_the_last_missed_slot_is_posted_once_inside_the_gra
     assert first.posted == ["2026-11-20T10:00:00"]
     assert first.skipped == ["2026-11-20T09:00:00"]
     assert second.posted == []
-    assert len(_digest_posts(world)) == 1
+    assert len(digest_posts(world)) == 1
 
 
 def test_a_slot_missed_by_more_than_the_grace_is_recorded_as_skipped(world: World) -> None:
@@ -141,7 +118,7 @@ def test_a_slot_missed_by_more_than_the_grace_is_recorded_as_skipped(world: Worl
     report = run_due(world.services, now=_utc(2026, 11, 20, 11, 30))
 
     assert report.posted == [] and report.skipped == ["2026-11-20T09:00:00"]
-    assert _digest_posts(world) == []
+    assert digest_posts(world) == []
     with session_scope(world.services.engine) as session:
         [slot] = session.exec(select(DigestSlot)).all()
     assert slot.state == "skipped"
@@ -179,7 +156,7 @@ def test_a_subscription_made_in_one_process_is_honoured_by_another(world: World)
         assert run_due(other, now=_utc(2026, 11, 21, 7, 16)).posted == []
     finally:
         other.engine.dispose()
-    assert len(_digest_posts(world)) == 1
+    assert len(digest_posts(world)) == 1
 
 
 def test_snooze_hides_an_image_from_digests_and_updates_shows_who_snoozed_it(
@@ -188,7 +165,7 @@ def test_snooze_hides_an_image_from_digests_and_updates_shows_who_snoozed_it(
     snoozed = world.simulator.add_image(region="us-east-1", name="Win-Sleepy")
     awake = world.simulator.add_image(region="us-east-1", name="Win-Awake")
     digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER)
-    [post] = _digest_posts(world)
+    [post] = digest_posts(world)
     snooze = world.image_button(post.args, snoozed, "snooze")
     assert snooze is not None
     # Clicked where the digest was posted: Slack names that channel in the payload.
@@ -203,7 +180,7 @@ def test_snooze_hides_an_image_from_digests_and_updates_shows_who_snoozed_it(
     )
 
     digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER)
-    second = blocks_to_text(_digest_posts(world)[-1].args["blocks"])
+    second = blocks_to_text(digest_posts(world)[-1].args["blocks"])
     assert awake in second and snoozed not in second
     assert "1 snoozed" in second
     listing = blocks_to_text(world.listing()["blocks"])
@@ -227,7 +204,7 @@ def test_the_digest_marks_long_waits_at_the_top_and_in_flight_updates_as_such(
 
     digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER)
 
-    blocks = _digest_posts(world)[-1].args["blocks"]
+    blocks = digest_posts(world)[-1].args["blocks"]
     top = blocks_to_text(blocks[:2])
     assert "waiting more than 14 days" in top and "Win-Old" in top
     text = blocks_to_text(blocks)
@@ -241,9 +218,9 @@ def test_the_digest_marks_long_waits_at_the_top_and_in_flight_updates_as_such(
 def test_a_digest_with_nothing_to_do_is_one_line_or_nothing_when_quiet(world: World) -> None:
     world.simulator.add_image(region="us-east-1", name="Win-Fine", update_available=False)
     assert digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER) == 1
-    assert "No WorkSpaces image needs an update" in str(_digest_posts(world)[0].args)
+    assert "No WorkSpaces image needs an update" in str(digest_posts(world)[0].args)
     quiet = digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER, quiet=True)
-    assert quiet == 0 and len(_digest_posts(world)) == 1
+    assert quiet == 0 and len(digest_posts(world)) == 1
 
 
 def test_posting_to_many_channels_waits_out_rate_limits(world: World) -> None:
@@ -258,7 +235,7 @@ def test_posting_to_many_channels_waits_out_rate_limits(world: World) -> None:
 
     assert len(report.posted) == len(channels) and report.failed == []
     for channel in channels:
-        assert len(_digest_posts(world, channel)) == 1
+        assert len(digest_posts(world, channel)) == 1
 
 
 def test_a_digest_over_1200_images_in_10_regions_breaks_no_limit_and_reaches_every_image(
@@ -276,7 +253,7 @@ def test_a_digest_over_1200_images_in_10_regions_breaks_no_limit_and_reaches_eve
     try:
         user = SlackUser(url, SIGNING_SECRET, world.slack)
         posted = digests.post_digest(services, channel_id="C0BIG", user_id=APPROVER)
-        messages = _digest_posts(world, "C0BIG")
+        messages = digest_posts(world, "C0BIG")
         assert posted == len(messages) >= 1
         assert all(m.ok for m in messages)  # the stand-in refuses any Block Kit limit break
         reached: set[str] = set()
@@ -288,7 +265,7 @@ def test_a_digest_over_1200_images_in_10_regions_breaks_no_limit_and_reaches_eve
                     opener["action_id"], opener["value"], user_id=APPROVER, channel_id="C0BIG"
                 )
                 page = world.slack.wait_for_response(result.response_url, timeout=30)
-                pages = [page, *_following(world, user, page, "C0BIG")]
+                pages = [page, *following(world, user, page, "C0BIG")]
                 for listed in pages:
                     text = blocks_to_text(listed["blocks"])
                     reached |= {i for i in expected if i in text}
@@ -296,260 +273,6 @@ def test_a_digest_over_1200_images_in_10_regions_breaks_no_limit_and_reaches_eve
         server.stop()
         services.engine.dispose()
     assert reached == expected
-
-
-def _following(world: World, user: SlackUser, page: dict, channel_id: str) -> list[dict]:
-    out = []
-    while True:
-        nexts = [
-            b
-            for b in find_buttons(page["blocks"])
-            if b["action_id"].startswith("wsimg.page") and "Next" in b["text"]
-        ]
-        if not nexts:
-            return out
-        button = nexts[0]
-        result = user.click(
-            button["action_id"], button["value"], user_id=APPROVER, channel_id=channel_id
-        )
-        page = world.slack.wait_for_response(result.response_url, timeout=30)
-        out.append(page)
-
-
-# --- a digest names every image up to 200, and summarises past that ------------------------------
-
-
-def _seen(messages: list) -> str:
-    """What the channel sees of a digest: every message, as text."""
-    return "\n".join(blocks_to_text(m.args["blocks"]) for m in messages)
-
-
-def _line_of(seen: str, image_id: str) -> str:
-    [line] = [line for line in seen.splitlines() if image_id in line]
-    return line
-
-
-def _buttons_behind(
-    world: World, user: SlackUser, messages: list, channel_id: str
-) -> dict[str, set[str]]:
-    """Click every button of the digest that opens images (and every Next after it), like a
-    person in the digest's channel would; the image IDs under an Approve and a Snooze button."""
-    found: dict[str, set[str]] = {"approve": set(), "snooze": set()}
-    for message in messages:
-        for opener in find_buttons(message.args["blocks"]):
-            if not opener["action_id"].startswith("wsimg.open"):
-                continue
-            result = user.click(
-                opener["action_id"], opener["value"], user_id=APPROVER, channel_id=channel_id
-            )
-            first = world.slack.wait_for_response(result.response_url, timeout=30)
-            for page in [first, *_following(world, user, first, channel_id)]:
-                for kind, ids in found.items():
-                    ids |= {
-                        i for i in _ids_in(page) if world.image_button(page, i, kind) is not None
-                    }
-    return found
-
-
-def _ids_in(page: dict) -> set[str]:
-    return set(re.findall(r"wsi-[0-9a-z]+", blocks_to_text(page["blocks"])))
-
-
-@contextmanager
-def _fleet(world: World, regions: list[str]) -> Iterator[tuple[Services, SlackUser]]:
-    settings = world.services.settings.model_copy(update={"regions": regions})
-    services = build_services(settings)
-    url, server = serve(services)
-    try:
-        yield services, SlackUser(url, SIGNING_SECRET, world.slack)
-    finally:
-        server.stop()
-        services.engine.dispose()
-
-
-def test_a_digest_of_23_images_in_two_regions_names_every_image_with_its_id(
-    world: World,
-) -> None:
-    images = {
-        world.simulator.add_image(region=region, name=f"Win-{region}-{n}"): f"Win-{region}-{n}"
-        for region, count in (("us-east-1", 12), ("eu-west-1", 11))
-        for n in range(count)
-    }
-
-    assert digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER) == 1
-
-    messages = _digest_posts(world)
-    assert all(m.ok for m in messages)
-    seen = _seen(messages)
-    assert "23 images have a WorkSpaces update available in 2 regions" in seen
-    for image_id, name in images.items():
-        assert name in _line_of(seen, image_id)  # one line each: its name and its ID
-    assert "us-east-1 · account 123456789012 — 12 images" in seen
-    assert "eu-west-1 · account 123456789012 — 11 images" in seen
-    assert "with an update" not in seen  # no group collapsed into a count
-    reachable = _buttons_behind(world, world.user, messages, "C0DIGEST")
-    assert reachable == {"approve": set(images), "snooze": set(images)}
-
-
-def test_a_digest_line_says_how_long_an_image_waited_and_where_its_update_stands(
-    world: World,
-) -> None:
-    images = [world.simulator.add_image(region="us-east-1", name=f"Win-M-{n}") for n in range(30)]
-    old, busy = images[0], images[1]
-    world.listing()  # the first sighting of all
-    with session_scope(world.services.engine) as session:
-        sighting = session.get(Sighting, f"123456789012:us-east-1:{old}")
-        assert sighting is not None
-        sighting.first_seen_at = utcnow() - timedelta(days=20)
-        session.add(sighting)
-        session.commit()
-    world.answer(world.click(world.approve_button(world.listing(), busy)))
-
-    digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER)
-
-    seen = _seen(_digest_posts(world))
-    assert "waiting 20 days :warning:" in _line_of(seen, old)
-    assert "building" in _line_of(seen, busy)
-    assert "new today" in _line_of(seen, images[2])
-    heading = "us-east-1 · account 123456789012 — 30 images, 1 waiting over the limit, 1 in flight"
-    assert heading in seen
-    assert seen.splitlines()[1].startswith(":warning: 1 waiting more than 14 days: Win-M-0 ")
-
-
-def test_a_digest_of_200_images_names_every_one_and_breaks_no_block_kit_limit(
-    world: World,
-) -> None:
-    regions = [f"eu-test-{n}" for n in range(1, 6)]
-    # Names as long as WorkSpaces allows (64), so that a page's lines need several sections.
-    images = {
-        world.simulator.add_image(region=region, name=name): name
-        for region in regions
-        for n in range(40)
-        for name in [f"Win11-{region}-{n:02d}-".ljust(64, "x")]
-    }
-    with _fleet(world, regions) as (services, user):
-        listings.list_updates(services, user_id=APPROVER, channel_id=None)  # first sightings
-        with session_scope(services.engine) as session:
-            for sighting in session.exec(select(Sighting)).all():
-                sighting.first_seen_at = utcnow() - timedelta(days=30)
-                session.add(sighting)
-            session.commit()
-
-        posted = digests.post_digest(services, channel_id="C0BIG", user_id=APPROVER)
-
-        messages = _digest_posts(world, "C0BIG")
-        assert posted == len(messages) >= 1
-        assert all(m.ok for m in messages)  # the stand-in refuses any Block Kit limit break
-        seen = _seen(messages)
-        for image_id, name in images.items():
-            assert name in _line_of(seen, image_id)
-        assert "More than 200" not in seen
-        reachable = _buttons_behind(world, user, messages, "C0BIG")
-    assert reachable["approve"] == set(images)
-
-
-def test_a_digest_of_over_200_images_summarises_each_region_and_says_so(world: World) -> None:
-    regions = [f"eu-test-{n}" for n in range(1, 4)]
-    images = {
-        world.simulator.add_image(region=region, name=f"Win-{region}-{n}")
-        for region, count in zip(regions, (67, 67, 67), strict=True)
-        for n in range(count)
-    }
-    assert len(images) == 201
-    with _fleet(world, regions) as (services, user):
-        digests.post_digest(services, channel_id="C0BIG", user_id=APPROVER)
-
-        messages = _digest_posts(world, "C0BIG")
-        assert all(m.ok for m in messages)
-        seen = _seen(messages)
-        assert "More than 200 images: one line per account and region" in seen
-        for region in regions:
-            assert f"{region} · account 123456789012: 67 images with an update" in seen
-        openers = [b for m in messages for b in find_buttons(m.args["blocks"])]
-        assert [b["text"] for b in openers] == ["List them"] * 3
-        reachable = _buttons_behind(world, user, messages, "C0BIG")
-    assert reachable["approve"] == images
-
-
-def test_200_images_with_the_longest_lines_each_in_its_own_account_still_fit_block_kit() -> None:
-    """The worst case for the named digest, without Slack: 200 groups of one image, names of
-    255 characters that escaping makes longer, each with an update building."""
-    count = NAMED_MAX
-    name = "Win&<Finance>&" * 18
-    accounts = [f"{n:012d}" for n in range(count)]
-    pages = assign_pages([(account, "eu-west-1") for account in accounts])
-    listing = Listing(id="l" * 32, kind="digest", created_by=APPROVER)
-    entries = []
-    for n, (account, page) in enumerate(zip(accounts, pages, strict=True)):
-        image_id = f"wsi-{n:09d}"
-        offer = Offer(
-            key=f"key{n}",
-            listing_id=listing.id,
-            page=page,
-            position=n,
-            account_id=account,
-            region="eu-west-1",
-            image_id=image_id,
-            image_name=f"{n:03d}-{name}"[:255],
-            listed_by=APPROVER,
-        )
-        request = UpdateRequest(
-            id=f"r{n:031d}",
-            account_id=account,
-            region="eu-west-1",
-            source_image_id=image_id,
-            source_image_name=offer.image_name,
-            requested_by=APPROVER,
-            state=State.pending,
-            new_image_id=f"wsi-new{n:09d}",
-        )
-        entries.append(Entry(offer=offer, request=request, first_seen=utcnow()))
-    report = Digest(
-        page=ListingPage(
-            listing=listing,
-            page=1,
-            pages=max(pages),
-            total_images=count,
-            total_regions=1,
-            entries=[e for e in entries if e.offer.page == 1],
-        ),
-        groups=[
-            GroupSummary(
-                account_id=account,
-                region="eu-west-1",
-                count=1,
-                overdue=0,
-                in_flight=1,
-                first_key=f"key{n}",
-                position=n,
-            )
-            for n, account in enumerate(accounts)
-        ],
-        overdue=[],
-        snoozed=0,
-        entries=entries,
-    )
-
-    messages = blocks.digest(report)
-
-    assert all(validate_blocks(m["blocks"]) == [] for m in messages)
-    sections = [b for m in messages for b in m["blocks"] if b.get("accessory")]
-    assert len(sections) > max(pages)  # pages too long for one section went into several
-    seen = "\n".join(blocks_to_text(m["blocks"]) for m in messages)
-    for entry in entries:
-        line = _line_of(seen, f"{entry.offer.image_id}`")
-        assert entry.offer.image_name[:99] in line and "building" in line
-
-
-def test_a_digest_longer_than_50_blocks_goes_out_in_numbered_messages() -> None:
-    body = [section(f"block {n}") for n in range(120)]
-    messages = blocks._split([section("head")], body, "digest")
-    assert [len(m["blocks"]) for m in messages] == [50, 50, 23]
-    assert (
-        blocks_to_text(messages[1]["blocks"][:1]) == "WorkSpaces image digest, continued (2 of 3)"
-    )
-    shown = [b for m in messages for b in m["blocks"] if b["type"] == "section"]
-    assert shown == [section("head"), *body]
 
 
 def _with_env(world: World, **update: object) -> Services:
@@ -593,7 +316,7 @@ def test_the_default_subscription_follows_the_environment_unless_slack_changed_i
 def test_a_non_approver_may_not_change_or_post_digests(world: World, text: str) -> None:
     _subscribe(world, "subscribe 09:00 UTC")  # an approver's subscription
     before = _subscription(world)
-    posts = len(_digest_posts(world))
+    posts = len(digest_posts(world))
 
     answer = blocks_to_text(
         world.answer(world.command(text, user_id=OUTSIDER, channel_id="C0DIGEST"))["blocks"]
@@ -603,7 +326,7 @@ def test_a_non_approver_may_not_change_or_post_digests(world: World, text: str) 
     after = _subscription(world)
     assert after is not None and before is not None
     assert (after.cron, after.timezone, after.active) == (before.cron, before.timezone, True)
-    assert len(_digest_posts(world)) == posts
+    assert len(digest_posts(world)) == posts
     with session_scope(world.services.engine) as session:
         refusals = session.exec(
             select(Event).where(Event.kind == "approval_refused", Event.actor == OUTSIDER)
@@ -625,7 +348,7 @@ def test_a_digest_manager_may_subscribe_and_post(world: World) -> None:
     )
     assert "subscribed this channel" in answer
     world.answer(world.command("digest", user_id=OUTSIDER, channel_id="C0DIGEST"))
-    assert _digest_posts(world)
+    assert digest_posts(world)
 
 
 @pytest.mark.parametrize(
