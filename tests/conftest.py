@@ -25,9 +25,10 @@ from slack_bolt import App
 from sqlmodel import col, select
 
 from bot.config import Settings
-from bot.domain.poller import PollReport, poll
+from bot.domain.poller import PollReport
 from bot.fakes.slack import HttpResult, SlackUser, SlackWebAPI, find_buttons
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
+from bot.jobs.followups import run as run_followups
 from bot.runtime import Services, build_app, build_services, http_server
 from bot.slack.server import Server
 from storage import crud
@@ -259,7 +260,7 @@ class World:
         return self.user.click(button["action_id"], button["value"], user_id=user_id)
 
     def poll(self) -> PollReport:
-        return poll(self.services)
+        return run_followups(self.services)
 
     # ---- what many tests do and read ------------------------------------------------------
 

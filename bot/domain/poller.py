@@ -1,5 +1,5 @@
-"""The follow-up job: resume requests a dead process left, follow pending images, post
-follow-ups once. Safe to run in several processes at once."""
+"""The poller: resume requests a dead process left, follow pending images, and claim and
+record follow-ups (bot/jobs/followups.py posts them). Safe in several processes at once."""
 
 from __future__ import annotations
 
@@ -44,11 +44,12 @@ class PollReport:
     resumed: int = 0
     checked: int = 0
     finished: int = 0
-    followups: int = 0
+    followups: int = 0  # posted by the job
 
 
 def poll(services: Services) -> PollReport:
-    """One pass of the follow-up job. Safe to run in several processes at once.
+    """Resume orphans and follow pending images (the follow-ups themselves are posted by the
+    job, bot/jobs/followups.py). Safe to run in several processes at once.
 
     Each request (and each region's check) is handled on its own: one that fails, however it
     fails, is logged and retried on the next pass and does not hold up the others.
@@ -56,12 +57,11 @@ def poll(services: Services) -> PollReport:
     report = PollReport()
     _resume_orphans(services, report)
     _check_pending(services, report)
-    _post_followups(services, report)
     return report
 
 
 @contextmanager
-def _on_its_own(what: str) -> Iterator[None]:
+def on_its_own(what: str) -> Iterator[None]:
     try:
         yield
     except WsimgError as exc:
@@ -81,7 +81,7 @@ def _resume_orphans(services: Services, report: PollReport) -> None:
         if not (stale or is_dead_here(request.worker_id)):
             continue
         report.resumed += 1
-        with _on_its_own(f"resuming request {request.short_id}"):
+        with on_its_own(f"resuming request {request.short_id}"):
             if request.state == State.approved:
                 submit(services, request_id=request.id)
             else:
@@ -155,7 +155,7 @@ def _check_pending(services: Services, report: PollReport) -> None:
                 continue
             if image is None and not _long_gone(request):
                 continue  # a brand-new image can be missing from Describe for a moment
-            with _on_its_own(f"finishing request {request.short_id}"):
+            with on_its_own(f"finishing request {request.short_id}"):
                 report.finished += _finish(services, request, image)
 
 
@@ -197,44 +197,58 @@ def _finish(services: Services, request: UpdateRequest, image: Image | None) -> 
     return int(moved)
 
 
-def _post_followups(services: Services, report: PollReport) -> None:
+@dataclass(frozen=True)
+class DueFollowUp:
+    """A finished build whose follow-up this process has claimed. ``taken_over``: the claim
+    was another (dead or stale) poller's, which may have posted before it died."""
+
+    request: UpdateRequest
+    taken_over: bool
+
+
+def claim_followups(services: Services) -> list[DueFollowUp]:
+    """Claim every follow-up that is due and not held by a live poller (compare-and-set on
+    its holder: of two pollers one wins each). The job posts them and reports back."""
     stale = utcnow() - ORPHAN_AFTER
     with session_scope(services.engine) as session:
         due = crud.followups_due(session=session)
+    claimed = []
     for request in due:
         claimed_at = request.followup_claimed_at
         if not (
             claimed_at is None or claimed_at < stale or is_dead_here(request.followup_claimed_by)
         ):
             continue  # a live poller is posting it
-        with _on_its_own(f"follow-up of request {request.short_id}"):
-            report.followups += _follow_up(services, request, taken_over=claimed_at is not None)
+        with on_its_own(f"claiming the follow-up of request {request.short_id}"):
+            with unit_of_work(services.engine) as session:
+                won = crud.claim_followup(
+                    session=session,
+                    request_id=request.id,
+                    held_by=request.followup_claimed_by,
+                    claimant=WORKER_ID,
+                )
+            if won:
+                claimed.append(DueFollowUp(request=request, taken_over=claimed_at is not None))
+    return claimed
 
 
-def _follow_up(services: Services, request: UpdateRequest, *, taken_over: bool) -> int:
-    """Post the follow-up once: claimed first; when the claim was taken over from a poller
-    that died, its thread is read first, since that poller may have posted before dying."""
+def followup_found(services: Services, due: DueFollowUp) -> None:
+    """The thread already holds the follow-up (its poller died before recording it)."""
     with unit_of_work(services.engine) as session:
-        if not crud.claim_followup(
+        crud.finish_followup(session=session, request_id=due.request.id, posted=True)
+        crud.record_event(
             session=session,
-            request_id=request.id,
-            held_by=request.followup_claimed_by,
-            claimant=WORKER_ID,
-        ):
-            return 0
-    if taken_over and services.notifier.followed_up(request):
-        with unit_of_work(services.engine) as session:
-            crud.finish_followup(session=session, request_id=request.id, posted=True)
-            crud.record_event(
-                session=session,
-                kind="followup_found",
-                actor=SYSTEM,
-                request_id=request.id,
-                detail={"held_by": request.followup_claimed_by},
-            )
-        return 0
-    delivery = services.notifier.follow_up(request)
-    services.notifier.refresh(request)
+            kind="followup_found",
+            actor=SYSTEM,
+            request_id=due.request.id,
+            detail={"held_by": due.request.followup_claimed_by},
+        )
+
+
+def followup_done(services: Services, due: DueFollowUp, delivery: Delivery) -> bool:
+    """Record what became of a follow-up: posted (or undeliverable, recorded as such) ends
+    it; a passing failure frees the claim for the next pass. True when it was posted."""
+    request = due.request
     with unit_of_work(services.engine) as session:
         crud.finish_followup(
             session=session, request_id=request.id, posted=delivery is not Delivery.retry
@@ -248,4 +262,4 @@ def _follow_up(services: Services, request: UpdateRequest, *, taken_over: bool) 
                 request_id=request.id,
                 detail=detail,
             )
-    return int(delivery is Delivery.posted)
+    return delivery is Delivery.posted

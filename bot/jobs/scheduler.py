@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.domain import decisions, digests, listing, poller
+from bot.domain import decisions, digests, listing
 from bot.domain.context import Services
+from bot.jobs import followups
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ DIGEST_TICK_SECONDS = 15
 
 
 def poll_job(services: Services) -> None:
-    report = poller.poll(services)
+    report = followups.run(services)
     if report.resumed or report.finished or report.followups:
         log.info("poll: %s", report)
     expired = decisions.expire_requests(services)

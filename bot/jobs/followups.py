@@ -1,0 +1,32 @@
+"""The follow-up job: one pass of the poller, then each claimed follow-up handed to the
+notifier and its outcome handed back to the domain.
+
+A follow-up taken over from a poller that died is posted only if its thread does not hold it
+yet (the dead one may have posted before recording it).
+"""
+
+from __future__ import annotations
+
+from bot.domain import poller
+from bot.domain.context import Services
+from bot.domain.poller import PollReport
+
+
+def run(services: Services) -> PollReport:
+    report = poller.poll(services)
+    report.followups = post_followups(services)
+    return report
+
+
+def post_followups(services: Services) -> int:
+    """Post every follow-up this process could claim; how many were posted."""
+    posted = 0
+    for due in poller.claim_followups(services):
+        with poller.on_its_own(f"follow-up of request {due.request.short_id}"):
+            if due.taken_over and services.notifier.followed_up(due.request):
+                poller.followup_found(services, due)
+                continue
+            delivery = services.notifier.follow_up(due.request)
+            services.notifier.refresh(due.request)
+            posted += poller.followup_done(services, due, delivery)
+    return posted
