@@ -7,7 +7,7 @@
   shorter value is not registered: redacting every ``e`` would spell the secret out across the
   log (and real Slack secrets are far longer). ``wsimg`` refuses such a value at start;
 * every response URL becomes ``[response_url]``: anyone holding one can post to its channel
-  for 30 minutes. Those are the URLs ``bot.inbound.is_slack_url`` accepts as one:
+  for 30 minutes. Those are the URLs ``bot.slack.inbound.is_slack_url`` accepts as one:
   ``https://hooks.<the API's domain>/…`` (hooks.slack.com, hooks.slack-gov.com always), and a
   URL on the Web API's own origin that is not a Web API call (a stand-in's, in tests), written
   plain, JSON-escaped (``\\/``) or percent-encoded.

@@ -41,10 +41,10 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Settings, require
 from bot.errors import ConfigError
+from bot.slack.inbound import SLACK_ID
 
 log = logging.getLogger(__name__)
 
-_SLACK_ID = re.compile(r"[A-Z0-9]{1,32}")
 _URL_CHECKS = frozenset({"url_verification"})
 
 
@@ -167,7 +167,7 @@ def _among(value: Any, ids: frozenset[str] | set[str]) -> bool:
 
 
 def _mismatch(field: str, value: Any) -> str:
-    shown = value if isinstance(value, str) and _SLACK_ID.fullmatch(value) else "something else"
+    shown = value if isinstance(value, str) and SLACK_ID.fullmatch(value) else "something else"
     return f"{field} is {shown}"
 
 

@@ -57,7 +57,6 @@ from storage.db import ping
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-SLACK_API_URL = "https://slack.com/api/"
 HTTP_THREADS = 16
 MAX_BODY_BYTES = 1_000_000  # Slack payloads are a few KB; a larger body is not Slack's
 CONNECTION_LIMIT = 1000  # open connections before waitress stops accepting (its default: 100)
@@ -71,9 +70,7 @@ class WsgiApp:
     unsigned or tampered request gets 401 whatever it holds; a signed request of a shape wsimg
     does not handle (bot/slack/inbound.py) gets 400 rather than a stack trace."""
 
-    def __init__(
-        self, app: App, engine: Engine, *, signing_secret: str, api_url: str = SLACK_API_URL
-    ) -> None:
+    def __init__(self, app: App, engine: Engine, *, signing_secret: str, api_url: str) -> None:
         self._slack = SlackRequestHandler(app, path=EVENTS_PATH)
         self._verifier = SignatureVerifier(signing_secret)
         self._engine = engine
