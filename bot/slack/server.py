@@ -186,6 +186,24 @@ class _Channel(HTTPChannel):
 class _TcpServer(TcpWSGIServer):
     channel_class = _Channel
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        # waitress's loop runs until its map is empty; this one also ends within one poll
+        # timeout of ``stopping`` being set, so a stop never depends on the wake-up pipe alone.
+        try:
+            while self._map and not self.stopping.is_set():
+                wasyncore.loop(
+                    timeout=self.adj.asyncore_loop_timeout,
+                    map=self._map,
+                    use_poll=self.adj.asyncore_use_poll,
+                    count=1,
+                )
+        finally:
+            wasyncore.close_all(self._map)  # in the loop's own thread, never under its poll()
+
     def maintenance(self, now: float) -> None:
         super().maintenance(now)  # connections idle for longer than channel_timeout
         cutoff = now - REQUEST_READ_SECONDS
@@ -261,10 +279,14 @@ class Server:
         return self
 
     def stop(self) -> None:
-        # Closing the sockets from another thread would pull them out from under select();
-        # the trigger runs the close inside the loop's own thread, and the loop then ends.
+        # Closing the sockets from another thread would pull them out from under poll(): the
+        # loop closes them itself once it sees ``stopping``; the trigger wakes it at once.
         server = self._server
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        server.stopping.set()
+        try:
+            server.trigger.pull_trigger()
+        except OSError as exc:  # the pipe is gone: the loop still ends within its timeout
+            log.warning("stopping the server without its wake-up pipe: %s", exc)
         if self._thread is not None:
             self._thread.join(timeout=10)
         server.task_dispatcher.shutdown()
