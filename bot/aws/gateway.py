@@ -65,6 +65,8 @@ class Image:
     error_code: str | None = None
     error_message: str | None = None
     created: datetime | None = None
+    # ErrorDetails of an ERROR image: (ErrorCode, ErrorMessage) pairs, in WorkSpaces' order.
+    error_details: tuple[tuple[str, str], ...] = ()
 
     @property
     def updatable(self) -> bool:
@@ -139,6 +141,10 @@ def _image_from_api(data: dict[str, Any], *, account_id: str, region: str) -> Im
         error_code=data.get("ErrorCode"),
         error_message=data.get("ErrorMessage"),
         created=created.astimezone(UTC) if isinstance(created, datetime) else None,
+        error_details=tuple(
+            (str(detail.get("ErrorCode", "")), str(detail.get("ErrorMessage", "")))
+            for detail in data.get("ErrorDetails") or ()
+        ),
     )
 
 
