@@ -262,8 +262,9 @@ class WorkSpacesService(ImageStore):
             tags=tags,
             ready_at=self._clock() + self.pending_seconds,
             final_state="ERROR" if failure else "AVAILABLE",
-            error_code=failure[0] if failure else None,
-            error_message=failure[1] if failure else None,
+            error_code=failure.code if failure else None,
+            error_message=failure.message if failure else None,
+            error_details=list(failure.details) if failure else [],
             source_image_id=source_id,
         )
         return {"ImageId": new_id}

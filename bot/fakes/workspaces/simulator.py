@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from bot.fakes.hold import Hold
 from bot.fakes.workspaces.protocol import SimulatorServer
 from bot.fakes.workspaces.service import STS_OPERATIONS, WorkSpacesService
-from bot.fakes.workspaces.store import Call, Injected
+from bot.fakes.workspaces.store import BuildFailure, Call, Injected
 
 # Variables that would make boto3 ignore or second-guess the simulator (a developer's profile,
 # a real session token, the instance metadata service): unset them when pointing boto3 here.
@@ -181,7 +182,31 @@ class WorkSpacesSimulator(WorkSpacesService):
         with self._lock:
             self._lost[operation] = self._lost.get(operation, 0) + times
 
-    def fail_build(self, source_image_id: str, code: str, message: str) -> None:
-        """Updates of ``source_image_id`` started from now on end in ERROR with code/message."""
+    def fail_build(
+        self,
+        source_image_id: str,
+        code: str,
+        message: str,
+        details: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        """Updates of ``source_image_id`` started from now on end in ERROR with code/message.
+
+        ``details``: the (ErrorCode, ErrorMessage) pairs DescribeWorkspaceImages lists as the
+        image's ``ErrorDetails``; each code must be one of botocore's
+        WorkspaceImageErrorDetailCode values (ValueError otherwise). Without ``details``, the
+        image has one detail equal to code/message if ``code`` is such a value, else none.
+        """
+        allowed = self._model.shape_for("WorkspaceImageErrorDetailCode").enum
+        pairs: tuple[tuple[str, str], ...]
+        if details is None:
+            pairs = ((code, message),) if code in allowed else ()
+        else:
+            pairs = tuple((detail_code, detail_message) for detail_code, detail_message in details)
+            wrong = [detail_code for detail_code, _ in pairs if detail_code not in allowed]
+            if wrong:
+                raise ValueError(
+                    f"{', '.join(wrong)} not in WorkspaceImageErrorDetailCode "
+                    f"({', '.join(allowed)})"
+                )
         with self._lock:
-            self._build_failures[source_image_id] = (code, message)
+            self._build_failures[source_image_id] = BuildFailure(code, message, pairs)

@@ -55,6 +55,7 @@ class StoredImage:
     final_state: str = "AVAILABLE"
     error_code: str | None = None
     error_message: str | None = None
+    error_details: list[tuple[str, str]] = field(default_factory=list)
     source_image_id: str | None = None
 
     def to_api(self) -> dict[str, Any]:
@@ -76,6 +77,11 @@ class StoredImage:
         if self.state == "ERROR":
             data["ErrorCode"] = self.error_code or "UpdateFailed"
             data["ErrorMessage"] = self.error_message or "The image update failed."
+            if self.error_details:
+                data["ErrorDetails"] = [
+                    {"ErrorCode": code, "ErrorMessage": message}
+                    for code, message in self.error_details
+                ]
         return data
 
 
@@ -88,6 +94,15 @@ class Injected:
 
     def matches(self, account: str, region: str) -> bool:
         return self.region in (None, region) and self.account_id in (None, account)
+
+
+@dataclass(frozen=True)
+class BuildFailure:
+    """How updates of one source image end (``fail_build``)."""
+
+    code: str
+    message: str
+    details: tuple[tuple[str, str], ...]
 
 
 @dataclass
@@ -126,7 +141,7 @@ class ImageStore:
         self._denied: set[tuple[str, str | None, str | None]] = set()
         self._holds: dict[str, Hold] = {}
         self._holds_after: dict[str, Hold] = {}
-        self._build_failures: dict[str, tuple[str, str]] = {}
+        self._build_failures: dict[str, BuildFailure] = {}
         self._lost: dict[str, int] = {}
         self._model = botocore.session.get_session().get_service_model("workspaces")
         self._server: SimulatorServer | None = None
