@@ -89,7 +89,9 @@ def _permission(action: str) -> str:
     return f"{service}:{action}"
 
 
-def _client_error_sentence(code: str, message: str, action: str, region: str) -> str:
+def _client_error_sentence(
+    code: str, message: str, action: str, region: str, reason: str = ""
+) -> str:
     said = _clause(message)
     if code in THROTTLING_CODES:
         return (
@@ -117,7 +119,8 @@ def _client_error_sentence(code: str, message: str, action: str, region: str) ->
         return (
             f"WorkSpaces cannot update this image through the API: only some Windows images "
             f"can be updated this way, and Linux images cannot. Update it by hand (launch a "
-            f"WorkSpace from it, install the updates, create a new image). AWS said: {said}."
+            f"WorkSpace from it, install the updates, create a new image). AWS said: {said}"
+            + (f" (reason: {_clause(reason)})." if reason.strip() else ".")
         )
     if code == "InvalidResourceState":
         return (
@@ -158,16 +161,21 @@ def _client_error_sentence(code: str, message: str, action: str, region: str) ->
 
 def aws_error_from_client_error(exc: ClientError, *, action: str, region: str) -> AwsError:
     """Turn an error answered by AWS into an ``AwsError`` with an actionable sentence."""
-    error = exc.response.get("Error", {}) if isinstance(exc.response, dict) else {}
+    response = exc.response if isinstance(exc.response, dict) else {}
+    error = response.get("Error", {})
     raw_code = str(error.get("Code") or "Unknown")
     code = normalize_code(raw_code)
     message = redact(str(error.get("Message") or ""))
+    # The members an error shape models beyond Code and Message (OperationNotSupported's
+    # `reason`) are parsed into the top level of the response, next to "Error" (botocore's
+    # Endpoint._add_modeled_error_fields).
+    reason = redact(str(response.get("reason") or ""))
     return AwsError(
         code=code,
         aws_message=message,
         action=action,
         region=region,
-        user_message=_client_error_sentence(code, message, action, region),
+        user_message=_client_error_sentence(code, message, action, region, reason),
     )
 
 
