@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -110,6 +110,12 @@ class UpdateRequest(UpdateRequestBase, table=True):
     followup_claimed_at: datetime | None = None
     followup_claimed_by: str | None = Field(default=None, max_length=96)
     followup_posted_at: datetime | None = None
+    # An image that ended in ERROR: WorkSpaces' ErrorDetails, [code, message] pairs in its
+    # order. The server default fills the rows written before the column existed.
+    error_details: list[list[str]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default=text("'[]'")),
+    )
 
     @property
     def short_id(self) -> str:

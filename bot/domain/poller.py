@@ -165,6 +165,7 @@ def _long_gone(request: UpdateRequest) -> bool:
 
 
 def _finish(services: Services, request: UpdateRequest, image: Image | None) -> int:
+    values: dict[str, object]
     if image is None:
         to, values = (
             State.error,
@@ -181,6 +182,7 @@ def _finish(services: Services, request: UpdateRequest, image: Image | None) -> 
             {
                 "error_code": image.error_code or "Unknown",
                 "error_message": image.error_message or "WorkSpaces gave no reason.",
+                "error_details": [[code, message] for code, message in image.error_details],
             },
         )
     detail = {"new_image_id": request.new_image_id, **values}
