@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.aws.error_details import detail_lines
 from bot.domain.audit import Status
 from bot.domain.decisions import AlreadyDecided
 from bot.domain.digests import SNOOZE_DAYS
@@ -402,7 +403,22 @@ def followup(request: UpdateRequest) -> Message:
     plain = (
         f"{request.new_image_id} is {'AVAILABLE' if request.state == State.available else 'ERROR'}"
     )
-    return {"text": plain, "blocks": [section(text)]}
+    out = [section(text)]
+    if details := error_details_text(request):
+        out.append(section(details))
+    return {"text": plain, "blocks": out}
+
+
+def error_details_text(request: UpdateRequest, limit: int = SECTION_TEXT) -> str:
+    """An ERROR image's ErrorDetails, one line each under a heading, within ``limit``
+    characters; "" when WorkSpaces listed none."""
+    if request.state != State.error or not request.error_details:
+        return ""
+    heading = "*What WorkSpaces found in the image:*"
+    lines = detail_lines(
+        request.error_details, limit=limit - len(heading) - 1, quote=escape, bullet="• "
+    )
+    return "\n".join([heading, *lines])
 
 
 def when_text(moment: datetime | None) -> str:
@@ -417,12 +433,13 @@ def status(statuses: Sequence[Status], *, everywhere: bool = False) -> Message:
     shown = (MAX_BLOCKS - 1) // 2  # two blocks each, and one for the "more" line
     for item in statuses[:shown]:
         request = item.request
-        out.append(
-            section(
-                f"*{escape(request.source_image_name)}* `{request.source_image_id}` · "
-                f"{request.region} · request `{request.short_id}`\n{status_line(request)}"
-            )
+        text = (
+            f"*{escape(request.source_image_name)}* `{request.source_image_id}` · "
+            f"{request.region} · request `{request.short_id}`\n{status_line(request)}"
         )
+        if details := error_details_text(request, SECTION_TEXT - len(text) - 1):
+            text += "\n" + details
+        out.append(section(text))
         trail = " → ".join(
             f"{escape(event.kind)} by {_actor(event.actor)} {when_text(event.at)}"
             for event in reversed(item.events)
