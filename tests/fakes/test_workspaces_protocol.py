@@ -51,7 +51,7 @@ def test_a_request_without_authorization_is_refused_with_403(sim: WorkSpacesSimu
 
 def test_an_operation_the_simulator_does_not_implement_gets_a_400_saying_so(ws: Any) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as caught:
-        ws.describe_workspace_bundles()
+        ws.describe_workspace_directories()
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert "not implemented by the simulator" in str(caught.value)
 

@@ -4,7 +4,6 @@ the region comes from the SigV4 credential scope, the account from the access ke
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import string
@@ -17,6 +16,7 @@ from xml.sax.saxutils import escape
 
 from botocore.model import OperationNotFoundError
 
+from bot.fakes.workspaces.fleet import FleetOperations
 from bot.fakes.workspaces.model import validate, validation_message
 from bot.fakes.workspaces.protocol import (
     JSON_CONTENT_TYPE,
@@ -24,21 +24,27 @@ from bot.fakes.workspaces.protocol import (
     SimulatorError,
     json_error,
     json_response,
-    make_token,
-    read_token,
     sts_error,
     sts_response,
 )
-from bot.fakes.workspaces.store import DEFAULT_ACCOUNT, Call, ImageStore, IssuedKey, StoredImage
-
-MAX_TAGS = 50
+from bot.fakes.workspaces.sharing import SharingOperations
+from bot.fakes.workspaces.store import DEFAULT_ACCOUNT, MAX_TAGS, Call, IssuedKey, StoredImage
 
 IMPLEMENTED = (
     "DescribeWorkspaceImages",
     "CreateUpdatedWorkspaceImage",
+    "CopyWorkspaceImage",
     "DeleteWorkspaceImage",
+    "DescribeWorkspaceImagePermissions",
+    "UpdateWorkspaceImagePermission",
     "CreateTags",
     "DescribeTags",
+    "DescribeWorkspaceBundles",
+    "UpdateWorkspaceBundle",
+    "DescribeWorkspaces",
+    "RebuildWorkspaces",
+    "DescribeWorkspacesConnectionStatus",
+    "DescribeWorkspaceSnapshots",
 )
 STS_OPERATIONS = ("AssumeRole", "GetCallerIdentity")
 
@@ -50,8 +56,9 @@ _CREDENTIAL_SCOPE = re.compile(
 _SECRET_ALPHABET = string.ascii_letters + string.digits
 
 
-class WorkSpacesService(ImageStore):
-    """Answers WorkSpaces and STS requests from the store."""
+class WorkSpacesService(FleetOperations, SharingOperations):
+    """Answers WorkSpaces and STS requests from the store (image operations here, bundles and
+    WorkSpaces in ``fleet``, image permissions and copies in ``sharing``)."""
 
     # -- HTTP entry point --
 
@@ -189,26 +196,27 @@ class WorkSpacesService(ImageStore):
         return json_response(result)
 
     def _op_DescribeWorkspaceImages(self, params: dict, account: str, region: str) -> dict:
-        bucket = self._bucket(account, region)
         ids = params.get("ImageIds")
         image_type = params.get("ImageType")
-        selected = [
-            image
-            for image in bucket.values()
-            if (ids is None or image.image_id in ids) and image_type != "SHARED"
-        ]
+        owned = [] if image_type == "SHARED" else list(self._bucket(account, region).values())
+        shared = [] if image_type == "OWNED" else self._shared_with(account, region)
+        selected = [image for image in owned + shared if ids is None or image.image_id in ids]
         limit = params.get("MaxResults", 25)
-        fingerprint = hashlib.sha256(
-            json.dumps([ids, image_type], sort_keys=True).encode()
-        ).hexdigest()[:12]
-        start = 0
-        if "NextToken" in params:
-            start = read_token(params["NextToken"], fingerprint)
-        page = selected[start : start + limit]
+        page, token = self._page(selected, params, limit, [ids, image_type])
         result: dict[str, Any] = {"Images": [image.to_api() for image in page]}
-        if start + limit < len(selected):
-            result["NextToken"] = make_token(start + limit, fingerprint)
+        if token:
+            result["NextToken"] = token
         return result
+
+    def _shared_with(self, account: str, region: str) -> list[StoredImage]:
+        """Other accounts' images in the region that are shared with ``account``."""
+        return [
+            image
+            for (owner, reg), bucket in self._images.items()
+            if reg == region and owner != account
+            for image in bucket.values()
+            if account in image.shared_with
+        ]
 
     def _op_CreateUpdatedWorkspaceImage(self, params: dict, account: str, region: str) -> dict:
         bucket = self._bucket(account, region)
@@ -233,16 +241,7 @@ class WorkSpacesService(ImageStore):
             raise SimulatorError(
                 "OperationNotSupportedException", f"No update is available for {source_id}."
             )
-        if any(image.name == params["Name"] for image in bucket.values()):
-            raise SimulatorError(
-                "ResourceAlreadyExistsException",
-                f"An image named {params['Name']} already exists.",
-            )
-        if len(bucket) >= self.image_limit:
-            raise SimulatorError(
-                "ResourceLimitExceededException",
-                f"The maximum number of images ({self.image_limit}) has been reached.",
-            )
+        self._check_room(bucket, params["Name"])
         tags = {tag["Key"]: tag.get("Value", "") for tag in params.get("Tags", [])}
         if len(tags) > MAX_TAGS:
             raise SimulatorError("ResourceLimitExceededException", "Too many tags.")
@@ -278,6 +277,20 @@ class WorkSpacesService(ImageStore):
             raise SimulatorError(
                 "InvalidResourceStateException",
                 f"The image {image.image_id} is PENDING and cannot be deleted yet.",
+            )
+        for bundle in self._bundles.get((account, region), {}).values():
+            if bundle.image_id == image.image_id:
+                raise SimulatorError(
+                    "ResourceAssociatedException",
+                    f"The image {image.image_id} is associated with the bundle "
+                    f"{bundle.bundle_id} ({bundle.name}); point the bundle at another image "
+                    f"before deleting this one.",
+                )
+        if image.shared_with:
+            raise SimulatorError(
+                "ResourceAssociatedException",
+                f"The image {image.image_id} is shared with {len(image.shared_with)} "
+                f"account(s); stop sharing it before deleting it.",
             )
         del bucket[image.image_id]
         return {}
