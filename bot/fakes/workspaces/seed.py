@@ -1,5 +1,6 @@
-"""Demo data and standalone use: a plausible fleet (:func:`seed_demo_data`) and
-``python -m bot.fakes.workspaces``, which serves one until interrupted (:func:`main`)."""
+"""Demo data and standalone use: a plausible fleet of images (:func:`seed_demo_data`), bundles
+and WorkSpaces to roll an updated image out to (:func:`seed_rollout`), and
+``python -m bot.fakes.workspaces``, which serves a fleet until interrupted (:func:`main`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import random
 import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from bot.fakes.workspaces.simulator import WorkSpacesSimulator
 from bot.fakes.workspaces.store import (
@@ -60,6 +62,108 @@ def seed_demo_data(
                 )
             )
     return created
+
+
+@dataclass(frozen=True)
+class RolloutSeed:
+    """What :func:`seed_rollout` made."""
+
+    account_id: str
+    region: str
+    image_id: str  # the updatable Windows image both rollout bundles use
+    bundle_ids: tuple[str, str]  # the two bundles on ``image_id``
+    other_image_id: str
+    other_bundle_id: str  # the bundle on ``other_image_id``
+    workspace_ids: tuple[str, ...]  # the five WorkSpaces on ``bundle_ids``
+    connected_workspace_id: str  # the one whose user is connected now
+    shared_account_id: str  # the account ``image_id`` is shared with
+
+
+# (user, bundle index, hours since the user's last connection; 0: connected now)
+_ROLLOUT_USERS = (
+    ("amartin", 0, 30.0),
+    ("bchen", 0, 0.0),
+    ("cdiaz", 0, 72.0),
+    ("dokafor", 1, 5.0),
+    ("erossi", 1, 200.0),
+)
+
+
+def seed_rollout(
+    simulator: WorkSpacesSimulator,
+    *,
+    region: str = "us-east-1",
+    account_id: str = DEFAULT_ACCOUNT,
+    shared_account_id: str = "210987654321",
+) -> RolloutSeed:
+    """Give the simulator something to roll an updated image out to: an updatable Windows
+    image used by two bundles, a third bundle on another image, five WorkSpaces on the two
+    bundles (one user connected now, the others at various times before), and the image
+    shared with ``shared_account_id``."""
+    now = simulator.now()
+    image_id = simulator.add_image(
+        region=region,
+        account_id=account_id,
+        name="Win11-Sales-Golden",
+        description="Win11 Sales golden image",
+    )
+    other_image_id = simulator.add_image(
+        region=region,
+        account_id=account_id,
+        name="Win11-Support-Golden",
+        update_available=False,
+        description="Win11 Support golden image",
+    )
+    bundle_ids = (
+        simulator.add_bundle(
+            region=region,
+            account_id=account_id,
+            name="Sales-Standard",
+            image_id=image_id,
+            description="Sales desks",
+        ),
+        simulator.add_bundle(
+            region=region,
+            account_id=account_id,
+            name="Sales-Managers",
+            image_id=image_id,
+            description="Sales managers",
+        ),
+    )
+    other_bundle_id = simulator.add_bundle(
+        region=region,
+        account_id=account_id,
+        name="Support-Standard",
+        image_id=other_image_id,
+        description="Support desks",
+    )
+    workspace_ids: list[str] = []
+    connected_id = ""
+    for user, bundle_index, hours in _ROLLOUT_USERS:
+        workspace_id = simulator.add_workspace(
+            region=region,
+            account_id=account_id,
+            bundle_id=bundle_ids[bundle_index],
+            user_name=user,
+            connected=hours == 0,
+            last_connected=now - hours * 3600,
+            snapshot_at=now - (hours % 12 + 1) * 3600,
+        )
+        workspace_ids.append(workspace_id)
+        if hours == 0:
+            connected_id = workspace_id
+    simulator.share_image(image_id, shared_account_id)
+    return RolloutSeed(
+        account_id=account_id,
+        region=region,
+        image_id=image_id,
+        bundle_ids=bundle_ids,
+        other_image_id=other_image_id,
+        other_bundle_id=other_bundle_id,
+        workspace_ids=tuple(workspace_ids),
+        connected_workspace_id=connected_id,
+        shared_account_id=shared_account_id,
+    )
 
 
 def main(argv: list[str] | None = None, *, stop: threading.Event | None = None) -> int:
