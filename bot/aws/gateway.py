@@ -1,4 +1,5 @@
-"""The WorkSpaces gateway: every AWS call wsimg makes, and the only module that imports boto3.
+"""The WorkSpaces gateway: every AWS call wsimg makes for images (the rollout's calls are in
+bot/aws/rollout.py), and the only module that imports boto3.
 
 It reaches the base account (whatever credentials boto3 finds) and one extra account per role
 in WSIMG_ROLE_ARNS, in each configured region. Clients are built once per (account, region)
@@ -148,6 +149,11 @@ def _image_from_api(data: dict[str, Any], *, account_id: str, region: str) -> Im
     )
 
 
+def call(action: str, region: str, fn: Callable[[], T]) -> T:
+    """Run one AWS call; every botocore failure leaves as an AwsError naming ``action``."""
+    return _call(action, region, fn)
+
+
 def _call(action: str, region: str, fn: Callable[[], T]) -> T:
     try:
         return fn()
@@ -245,6 +251,10 @@ class WorkSpacesGateway:
     def _build_client(self, service: str, region: str, session: boto3.Session) -> Any:
         with self._lock:
             return session.client(service, region_name=region, config=self._config)
+
+    def client(self, account_id: str, region: str) -> Any:
+        """The WorkSpaces client of one account in one region (bot/aws/rollout.py's calls)."""
+        return self._client(account_id, region)
 
     def _client(self, account_id: str, region: str) -> Any:
         role_arn = self._role_for(account_id)
