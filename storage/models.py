@@ -203,3 +203,71 @@ class Sighting(SQLModel, table=True):
     image_key: str = Field(primary_key=True, max_length=160)
     first_seen_at: datetime = Field(default_factory=utcnow)
     last_seen_at: datetime = Field(default_factory=utcnow)
+
+
+class RolloutState(StrEnum):
+    open = "open"  # the plan is offered; bundles may be moved, the image shared
+    rebuilding = "rebuilding"  # waves of rebuilds run
+    paused = "paused"  # no new wave starts until someone resumes
+    done = "done"  # every WorkSpace of the rollout is rebuilt or accounted for
+    cancelled = "cancelled"
+
+
+class StepState(StrEnum):
+    waiting = "waiting"  # not started (a WorkSpace: not rebuilt yet, maybe skipped for now)
+    claimed = "claimed"  # a process is making the call; it records the outcome next
+    rebuilding = "rebuilding"  # a WorkSpace whose rebuild WorkSpaces accepted
+    done = "done"
+    skipped = "skipped"  # nothing to do (a bundle someone else moved, a WorkSpace gone)
+    failed = "failed"
+    unconfirmed = "unconfirmed"  # its process died mid-call and AWS shows no sign of it
+
+
+class Rollout(SQLModel, table=True):
+    """Carrying one AVAILABLE update to the desktops. ``id`` is its update request's id."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    account_id: str = Field(max_length=12)
+    region: str = Field(max_length=32)
+    source_image_id: str = Field(max_length=80)
+    new_image_id: str = Field(max_length=80)
+    channel_id: str | None = Field(default=None, max_length=32)
+    thread_ts: str | None = Field(default=None, max_length=32)
+    progress_ts: str | None = Field(default=None, max_length=32)
+    state: str = Field(default=RolloutState.open.value, max_length=16, index=True)
+    # Each phase is started once: the compare-and-set on these columns is the claim.
+    bundles_by: str | None = Field(default=None, max_length=32)
+    rebuild_by: str | None = Field(default=None, max_length=32)
+    share_by: str | None = Field(default=None, max_length=32)
+    retire_by: str | None = Field(default=None, max_length=32)
+    wave: int = 0  # the last wave started
+    batch: int = 10
+    idle_hours: int = 8
+    paused_reason: str | None = Field(default=None, max_length=512)
+    # The progress line last shown in the thread: the message is edited only when it changes.
+    progress_text: str | None = Field(default=None, max_length=512)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RolloutStep(SQLModel, table=True):
+    """One thing a rollout does once: point a bundle, rebuild a WorkSpace, share with or
+    unshare from an account, delete the source. The unique key makes it once per rollout."""
+
+    __tablename__ = "rollout_step"
+    __table_args__ = (
+        UniqueConstraint("rollout_id", "kind", "target"),
+        Index("ix_rollout_step_rollout_state", "rollout_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    rollout_id: str = Field(max_length=32)
+    kind: str = Field(max_length=16)  # bundle | workspace | share | unshare | delete
+    target: str = Field(max_length=80)  # bundle, WorkSpace, account or image id
+    label: str | None = Field(default=None, max_length=255)  # bundle name, user name
+    state: str = Field(default=StepState.waiting.value, max_length=16)
+    wave: int | None = None
+    claimed_by: str | None = Field(default=None, max_length=96)
+    claimed_at: datetime | None = None
+    detail: str | None = Field(default=None, max_length=512)  # why skipped, waiting or failed
+    updated_at: datetime = Field(default_factory=utcnow)
