@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     approval_ttl_hours: int = Field(
         24, ge=1, le=24 * 30, validation_alias="WSIMG_APPROVAL_TTL_HOURS"
     )
+    # A rollout rebuilds at most this many WorkSpaces at once, each idle at least this long.
+    rebuild_batch: int = Field(10, ge=1, le=100, validation_alias="WSIMG_REBUILD_BATCH")
+    rebuild_idle_hours: int = Field(
+        8, ge=0, le=24 * 30, validation_alias="WSIMG_REBUILD_IDLE_HOURS"
+    )
+    # Images per account and region (the WorkSpaces default quota): shown against the count.
+    image_quota: int = Field(40, ge=1, le=10_000, validation_alias="WSIMG_IMAGE_QUOTA")
     digest_channel: str | None = Field(None, validation_alias="WSIMG_DIGEST_CHANNEL")
     digest_cron: str = Field("0 9 * * *", validation_alias="WSIMG_DIGEST_CRON")
     timezone: str = Field("UTC", validation_alias="WSIMG_TIMEZONE")

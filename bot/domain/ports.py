@@ -8,7 +8,8 @@ import enum
 from typing import Protocol
 
 from bot.domain.pages import Digest
-from storage.models import UpdateRequest
+from bot.domain.plans import Plan, Progress
+from storage.models import Rollout, UpdateRequest
 
 
 class Delivery(enum.Enum):
@@ -34,6 +35,13 @@ class Notifier(Protocol):
 
     def post_digest(self, channel_id: str, digest: Digest) -> int:
         """Post a digest to a channel; the number of messages."""
+
+    def rollout_plan(self, plan: Plan) -> bool:
+        """Post a rollout's plan in its update's thread; whether it was posted."""
+
+    def rollout_progress(self, rollout: Rollout, progress: Progress) -> str | None:
+        """Show the progress in the thread: edit the message at ``rollout.progress_ts``, or
+        post one; the ts of the message showing it, None if Slack took neither."""
 
 
 class GroupMembers(Protocol):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from bot.domain import poller
 from bot.domain.context import Services
 from bot.domain.poller import PollReport
+from bot.domain.ports import Delivery
+from bot.jobs import rollouts
 
 
 def run(services: Services) -> PollReport:
@@ -29,4 +31,6 @@ def post_followups(services: Services) -> int:
             delivery = services.notifier.follow_up(due.request)
             services.notifier.refresh(due.request)
             posted += poller.followup_done(services, due, delivery)
+            if delivery is Delivery.posted:
+                rollouts.post_plan(services, due.request)
     return posted

@@ -16,7 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.domain import decisions, digests, listing
 from bot.domain.context import Services
-from bot.jobs import followups
+from bot.jobs import followups, rollouts
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def poll_job(services: Services) -> None:
     report = followups.run(services)
     if report.resumed or report.finished or report.followups:
         log.info("poll: %s", report)
+    rollouts.run(services)
     expired = decisions.expire_requests(services)
     if expired:
         log.info("expired %d request(s) nobody decided", expired)

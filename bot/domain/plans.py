@@ -1,0 +1,80 @@
+"""What a rollout shows: its plan (bundles, shares, the image quota) and its progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.aws.rollout import Bundle
+from storage.models import Rollout, RolloutState, UpdateRequest
+
+
+@dataclass(frozen=True)
+class BundleUse:
+    bundle: Bundle
+    workspaces: int
+    states: dict[str, int]
+    connected: int
+    moved: bool  # already points at the new image
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: str
+    wave: int
+    total: int
+    rebuilt: int
+    in_flight: int
+    waiting: dict[str, int]  # why not rebuilt yet -> how many
+    failed: list[str]  # "ws-… (user): why"
+    unconfirmed: list[str]
+    skipped: int
+    paused_reason: str | None
+
+    def line(self) -> str:
+        head = f"wave {self.wave}: " if self.wave else ""
+        text = f"{head}{self.rebuilt} of {self.total} rebuilt"
+        if self.in_flight:
+            text += f", {self.in_flight} rebuilding"
+        for why, count in sorted(self.waiting.items()):
+            text += f", {count} skipped ({why})"
+        text += f", {len(self.failed)} failed"
+        if self.unconfirmed:
+            text += f", {len(self.unconfirmed)} to check by hand"
+        return text
+
+
+@dataclass(frozen=True)
+class Plan:
+    rollout: Rollout
+    request: UpdateRequest
+    bundles: list[BundleUse]
+    source_shares: list[str]
+    new_shares: list[str]
+    image_count: int | None
+    quota: int
+    snapshot_at: datetime | None  # the oldest latest-snapshot of the WorkSpaces to rebuild
+    progress: Progress | None
+    source_exists: bool
+    problems: list[str] = field(default_factory=list)  # what AWS would not show, as sentences
+
+    @property
+    def to_move(self) -> list[BundleUse]:
+        return [use for use in self.bundles if not use.moved]
+
+    @property
+    def workspace_count(self) -> int:
+        return sum(use.workspaces for use in self.bundles)
+
+    @property
+    def shares_missing(self) -> list[str]:
+        return [a for a in self.source_shares if a not in self.new_shares]
+
+    @property
+    def can_rebuild(self) -> bool:
+        rollout = self.rollout
+        return rollout.state == RolloutState.open and bool(rollout.bundles_by) and not self.to_move
+
+    @property
+    def can_retire(self) -> bool:
+        return self.source_exists and not self.to_move and self.rollout.retire_by is None

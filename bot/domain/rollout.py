@@ -1,0 +1,485 @@
+"""Carrying an AVAILABLE update to the desktops: the plan, pointing the bundles at the new
+image, sharing it like the source, and retiring the source. The rebuild waves are in
+bot/domain/waves.py.
+
+A rollout belongs to its update request (same id, same channel, same thread). Each phase is
+started once: a compare-and-set on the rollout's ``<phase>_by`` column is the claim, so of two
+clicks (or a click and a retry) one starts it and the other is told who did. Each thing a
+phase does is a step row (unique per rollout, kind and target) moved by compare-and-set from
+waiting to claimed to done in its own unit of work with its event; a step claimed by a process
+that died is re-checked against AWS before anything is called again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from bot.aws.rollout import Bundle, RolloutCalls
+from bot.domain.audit import Viewer, _scope
+from bot.domain.context import Services
+from bot.domain.identity import WORKER_ID, is_dead_here
+from bot.domain.plans import BundleUse, Plan, Progress
+from bot.domain.poller import ORPHAN_AFTER
+from bot.domain.requests import SYSTEM, NotAllowed, NotFound, Refused, record_refusal
+from bot.errors import AwsError
+from storage import crud
+from storage import rollouts as store
+from storage.db import session_scope, unit_of_work
+from storage.models import (
+    Rollout,
+    RolloutState,
+    RolloutStep,
+    State,
+    StepState,
+    UpdateRequest,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+BUNDLE, WORKSPACE, SHARE, UNSHARE, DELETE = "bundle", "workspace", "share", "unshare", "delete"
+FINISHED = frozenset({StepState.done, StepState.skipped, StepState.failed, StepState.unconfirmed})
+LIVE = (RolloutState.open, RolloutState.rebuilding, RolloutState.paused)
+
+
+class RolloutRefused(Refused):
+    """A rollout click or command that changes nothing; the sentence says why."""
+
+
+# --- who may ----------------------------------------------------------------------------------
+
+
+def _may(services: Services, rollout: Rollout, request: UpdateRequest, user_id: str) -> None:
+    if not services.policy.can_approve(user_id):
+        record_refusal(services, user_id, rollout.source_image_id, "rollout: not an approver")
+        raise NotAllowed()
+    if services.policy.four_eyes and user_id == request.requested_by:
+        record_refusal(services, user_id, rollout.source_image_id, "rollout: four eyes")
+        raise RolloutRefused(
+            "With four eyes on, the rollout of an update is approved by someone other than "
+            "the person who requested it. Ask another approver."
+        )
+
+
+def _in_its_channel(rollout: Rollout, channel_id: str | None) -> None:
+    if rollout.channel_id and channel_id != rollout.channel_id:
+        raise RolloutRefused(
+            f"This rollout is run from <#{rollout.channel_id}>: use the buttons in its thread."
+        )
+
+
+def load(services: Services, rollout_id: str) -> tuple[Rollout, UpdateRequest]:
+    with session_scope(services.engine) as session:
+        rollout = store.get(session=session, rollout_id=rollout_id)
+        request = crud.get_request(session=session, request_id=rollout_id)
+    if rollout is None or request is None:
+        raise RolloutRefused("That rollout no longer exists. Run `/wsimg rollout` for the plan.")
+    return rollout, request
+
+
+def _checked(
+    services: Services, rollout_id: str, user_id: str, channel_id: str | None
+) -> tuple[Rollout, UpdateRequest]:
+    rollout, request = load(services, rollout_id)
+    _in_its_channel(rollout, channel_id)
+    _may(services, rollout, request, user_id)
+    return rollout, request
+
+
+# --- opening and finding a rollout ------------------------------------------------------------
+
+
+def open_for(services: Services, request: UpdateRequest) -> Rollout | None:
+    """The rollout of an AVAILABLE update, created the first time it is asked for."""
+    if request.state != State.available or not request.new_image_id:
+        return None
+    rollout = Rollout(
+        id=request.id,
+        account_id=request.account_id,
+        region=request.region,
+        source_image_id=request.source_image_id,
+        new_image_id=request.new_image_id,
+        channel_id=request.channel_id,
+        thread_ts=request.message_ts,
+        batch=services.settings.rebuild_batch,
+        idle_hours=services.settings.rebuild_idle_hours,
+    )
+    with unit_of_work(services.engine) as session:
+        if store.create(session=session, rollout=rollout):
+            crud.record_event(
+                session=session,
+                kind="rollout_opened",
+                actor=SYSTEM,
+                request_id=request.id,
+                detail={"new_image_id": request.new_image_id},
+            )
+    with session_scope(services.engine) as session:
+        return store.get(session=session, rollout_id=request.id)
+
+
+def find(services: Services, *, query: str | None, who: Viewer) -> Rollout:
+    """The rollout ``who`` asks about: by request id or image id, else the newest one in
+    their scope (the channel asked in), only if they may see its request."""
+    scope = _scope(who)
+    with session_scope(services.engine) as session:
+        if query:
+            request = crud.find_request(session=session, identifier=query, scope=scope)
+        else:
+            available = crud.requests_in(session=session, states=[State.available], scope=scope)
+            request = max(available, key=lambda r: r.completed_at or r.updated_at, default=None)
+    if request is None or request.state != State.available:
+        what = f"`{query[:80]}`" if query else "this channel"
+        raise NotFound(
+            f"No AVAILABLE update from {what} has a rollout. A rollout starts when the updated "
+            "image is AVAILABLE; `/wsimg history` shows the updates made here."
+        )
+    rollout = open_for(services, request)
+    assert rollout is not None
+    return rollout
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _shown(problems: list[str]) -> Iterator[None]:
+    """A part of the plan AWS would not show becomes a sentence in it, not a failure of all."""
+    try:
+        yield
+    except AwsError as exc:
+        problems.append(exc.user_message)
+
+
+def progress(services: Services, rollout: Rollout) -> Progress | None:
+    with session_scope(services.engine) as session:
+        steps = store.steps(session=session, rollout_id=rollout.id, kind=WORKSPACE)
+    if not steps:
+        return None
+    counts = Counter(step.state for step in steps)
+    waiting = Counter(step.detail or "not yet" for step in steps if step.state == StepState.waiting)
+    return Progress(
+        state=rollout.state,
+        wave=rollout.wave,
+        total=len(steps),
+        rebuilt=counts[StepState.done],
+        in_flight=counts[StepState.rebuilding] + counts[StepState.claimed],
+        waiting=dict(waiting),
+        failed=[
+            f"{step.target} ({step.label}): {step.detail}"
+            for step in steps
+            if step.state == StepState.failed
+        ],
+        unconfirmed=[
+            f"{step.target} ({step.label})" for step in steps if step.state == StepState.unconfirmed
+        ],
+        skipped=counts[StepState.skipped],
+        paused_reason=rollout.paused_reason,
+    )
+
+
+def plan(services: Services, rollout: Rollout) -> Plan:
+    """What the rollout has done and what is left, read live from AWS."""
+    calls = RolloutCalls(services.gateway)
+    where = {"account_id": rollout.account_id, "region": rollout.region}
+    problems: list[str] = []
+    with session_scope(services.engine) as session:
+        request = crud.get_request(session=session, request_id=rollout.id)
+        moved_ids = {
+            step.target
+            for step in store.steps(session=session, rollout_id=rollout.id, kind=BUNDLE)
+            if step.state == StepState.done
+        }
+    assert request is not None
+    uses: list[BundleUse] = []
+    with _shown(problems):
+        bundles = calls.own_bundles(**where)
+        relevant = [
+            b
+            for b in bundles
+            if b.image_id == rollout.source_image_id
+            or (b.bundle_id in moved_ids and b.image_id == rollout.new_image_id)
+        ]
+        for bundle in relevant:
+            workspaces = calls.workspaces_on_bundle(**where, bundle_id=bundle.bundle_id)
+            connections = calls.connections(
+                **where, workspace_ids=[w.workspace_id for w in workspaces]
+            )
+            uses.append(
+                BundleUse(
+                    bundle=bundle,
+                    workspaces=len(workspaces),
+                    states=dict(Counter(w.state for w in workspaces)),
+                    connected=sum(1 for c in connections.values() if c.state == "CONNECTED"),
+                    moved=bundle.image_id == rollout.new_image_id,
+                )
+            )
+    source_shares: list[str] = []
+    new_shares: list[str] = []
+    source_exists = True
+    with _shown(problems):
+        try:
+            source_shares = calls.shared_with(**where, image_id=rollout.source_image_id)
+        except AwsError as exc:
+            if exc.code != "ResourceNotFound":
+                raise
+            source_exists = False
+        new_shares = calls.shared_with(**where, image_id=rollout.new_image_id)
+    image_count: int | None = None
+    with _shown(problems):
+        image_count = calls.image_count(**where)
+    snapshot_at = None
+    if rollout.state == RolloutState.open and uses:
+        with _shown(problems):
+            snapshot_at = _oldest_snapshot(calls, rollout, [u.bundle for u in uses])
+    return Plan(
+        rollout=rollout,
+        request=request,
+        bundles=uses,
+        source_shares=source_shares,
+        new_shares=new_shares,
+        image_count=image_count,
+        quota=services.settings.image_quota,
+        snapshot_at=snapshot_at,
+        progress=progress(services, rollout),
+        source_exists=source_exists,
+        problems=problems,
+    )
+
+
+SNAPSHOT_SAMPLE = 25  # DescribeWorkspaceSnapshots is one call per WorkSpace
+
+
+def _oldest_snapshot(
+    calls: RolloutCalls, rollout: Rollout, bundles: list[Bundle]
+) -> datetime | None:
+    where = {"account_id": rollout.account_id, "region": rollout.region}
+    ids = [
+        w.workspace_id
+        for bundle in bundles
+        for w in calls.workspaces_on_bundle(**where, bundle_id=bundle.bundle_id)
+    ][:SNAPSHOT_SAMPLE]
+    times = [
+        moment
+        for workspace_id in ids
+        if (moment := calls.latest_snapshot(**where, workspace_id=workspace_id)) is not None
+    ]
+    return min(times, default=None)
+
+
+# --- steps: claimed once, done once -----------------------------------------------------------
+
+
+def _claim(services: Services, step: RolloutStep) -> bool:
+    """waiting → claimed by this process, or a claim whose process died taken over."""
+    with unit_of_work(services.engine) as session:
+        if step.state == StepState.waiting:
+            return store.move_step(
+                session=session,
+                step_id=step.id or 0,
+                from_states=[StepState.waiting],
+                to=StepState.claimed,
+                claimed_by=WORKER_ID,
+                claimed_at=utcnow(),
+            )
+        if step.state == StepState.claimed and step.claimed_by != WORKER_ID:
+            if not is_dead_here(step.claimed_by) and not _stale(step):
+                return False
+            return store.move_step(
+                session=session,
+                step_id=step.id or 0,
+                from_states=[StepState.claimed],
+                to=StepState.claimed,
+                held_by=step.claimed_by,
+                claimed_by=WORKER_ID,
+                claimed_at=utcnow(),
+            )
+    return False
+
+
+def _stale(step: RolloutStep) -> bool:
+    return step.claimed_at is None or utcnow() - step.claimed_at > ORPHAN_AFTER
+
+
+def _finish(
+    services: Services,
+    step: RolloutStep,
+    to: StepState,
+    *,
+    event: str,
+    detail: dict[str, object],
+    actor: str = SYSTEM,
+    note: str | None = None,
+) -> bool:
+    with unit_of_work(services.engine) as session:
+        moved = store.move_step(
+            session=session,
+            step_id=step.id or 0,
+            from_states=[StepState.claimed],
+            to=to,
+            held_by=WORKER_ID,
+            detail=note[:512] if note else None,
+        )
+        if moved:
+            crud.record_event(
+                session=session,
+                kind=event,
+                actor=actor,
+                request_id=step.rollout_id,
+                detail={"target": step.target, **detail},
+            )
+    return moved
+
+
+def _start_phase(
+    services: Services,
+    rollout: Rollout,
+    column: str,
+    user_id: str,
+    steps: list[RolloutStep],
+    event: str,
+    **values: object,
+) -> None:
+    """Claim a phase of the rollout for ``user_id`` and add its steps, in one unit of work."""
+    with unit_of_work(services.engine) as session:
+        won = store.set_rollout(
+            session=session,
+            rollout_id=rollout.id,
+            where={column: None},
+            states=LIVE,
+            **{column: user_id},
+            **values,
+        )
+        if won:
+            store.add_steps(session=session, steps=steps)
+            crud.record_event(
+                session=session,
+                kind=event,
+                actor=user_id,
+                request_id=rollout.id,
+                detail={"steps": [s.target for s in steps]},
+            )
+    if not won:
+        current, _ = load(services, rollout.id)
+        by = getattr(current, column)
+        if current.state not in LIVE:
+            raise RolloutRefused(f"This rollout is {current.state}: nothing was started.")
+        raise RolloutRefused(f"<@{by}> already started that: nothing was started twice.")
+
+
+# --- point the bundles ------------------------------------------------------------------------
+
+
+def point_bundles(
+    services: Services, *, rollout_id: str, user_id: str, channel_id: str | None
+) -> int:
+    """Point every bundle that uses the source at the new image, each once. The number moved."""
+    rollout, _request = _checked(services, rollout_id, user_id, channel_id)
+    calls = RolloutCalls(services.gateway)
+    bundles = [
+        b
+        for b in calls.own_bundles(account_id=rollout.account_id, region=rollout.region)
+        if b.image_id == rollout.source_image_id
+    ]
+    if not bundles:
+        raise RolloutRefused(
+            f"No bundle uses `{rollout.source_image_id}` any more: there is nothing to point."
+        )
+    steps = [
+        RolloutStep(rollout_id=rollout.id, kind=BUNDLE, target=b.bundle_id, label=b.name)
+        for b in bundles
+    ]
+    _start_phase(services, rollout, "bundles_by", user_id, steps, "rollout_bundles_approved")
+    return run_bundles(services, rollout.id, actor=user_id)
+
+
+def run_bundles(services: Services, rollout_id: str, *, actor: str = SYSTEM) -> int:
+    """Carry out the bundle steps not done yet (a click, or the poller after a crash)."""
+    rollout, _ = load(services, rollout_id)
+    calls = RolloutCalls(services.gateway)
+    where = {"account_id": rollout.account_id, "region": rollout.region}
+    with session_scope(services.engine) as session:
+        pending = store.steps(
+            session=session,
+            rollout_id=rollout.id,
+            kind=BUNDLE,
+            states=[StepState.waiting, StepState.claimed],
+        )
+    moved = 0
+    for step in pending:
+        if not _claim(services, step):
+            continue
+        # Re-checked now: a bundle someone moved (or a process that died after moving it) is
+        # reported, not touched again.
+        current = next(iter(calls.bundles(**where, bundle_ids=[step.target])), None)
+        if current is None:
+            _finish(
+                services,
+                step,
+                StepState.skipped,
+                event="bundle_skipped",
+                detail={},
+                note="the bundle no longer exists",
+            )
+            continue
+        if current.image_id == rollout.new_image_id:
+            _finish(
+                services,
+                step,
+                StepState.done,
+                event="bundle_pointed",
+                detail={"already": True},
+                note="already pointed at the new image",
+            )
+            continue
+        if current.image_id != rollout.source_image_id:
+            _finish(
+                services,
+                step,
+                StepState.skipped,
+                event="bundle_skipped",
+                detail={"image_id": current.image_id},
+                note=f"someone pointed it at {current.image_id}",
+            )
+            continue
+        try:
+            calls.point_bundle(**where, bundle_id=step.target, image_id=rollout.new_image_id)
+        except AwsError as exc:
+            _finish(
+                services,
+                step,
+                StepState.failed,
+                event="bundle_failed",
+                detail={"error": exc.code},
+                note=exc.user_message,
+            )
+            continue
+        moved += _finish(
+            services,
+            step,
+            StepState.done,
+            event="bundle_pointed",
+            actor=actor,
+            detail={"image_id": rollout.new_image_id},
+        )
+    return moved
+
+
+def bundles_unfinished(services: Services) -> list[str]:
+    """Rollouts with bundle steps waiting or claimed: the poller finishes them."""
+    with session_scope(services.engine) as session:
+        live = store.in_states(session=session, states=LIVE)
+        return [
+            r.id
+            for r in live
+            if r.bundles_by
+            and store.steps(
+                session=session,
+                rollout_id=r.id,
+                kind=BUNDLE,
+                states=[StepState.waiting, StepState.claimed],
+            )
+        ]

@@ -1,0 +1,425 @@
+"""Rebuilding a rollout's WorkSpaces in waves.
+
+Once the bundles point at the new image, an approver starts the rebuild: every WorkSpace on
+those bundles becomes a step. A wave takes at most ``batch`` of them that are in a state
+RebuildWorkspaces accepts, not connected, and idle for ``idle_hours``; the others wait, with the
+reason, for a later wave. The next wave starts only when every WorkSpace of the last one is
+AVAILABLE again; a refused rebuild or a WorkSpace that ends in ERROR pauses the rollout.
+
+At most once per WorkSpace, across processes and restarts: a wave starts by a compare-and-set
+on the rollout's wave number (one process wins it), each WorkSpace is claimed by a
+compare-and-set before RebuildWorkspaces is called, and a claim left by a process that died is
+settled from what AWS shows (REBUILDING: it was asked; anything else: unconfirmed, for a
+person to check) and never called again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from bot.aws.rollout import REBUILDABLE, RolloutCalls, Workspace
+from bot.domain.context import Services
+from bot.domain.identity import WORKER_ID, is_dead_here
+from bot.domain.requests import SYSTEM
+from bot.domain.rollout import (
+    BUNDLE,
+    WORKSPACE,
+    Progress,
+    RolloutRefused,
+    _checked,
+    _finish,
+    _stale,
+    _start_phase,
+    load,
+    progress,
+)
+from bot.errors import AwsError
+from storage import crud
+from storage import rollouts as store
+from storage.db import session_scope, unit_of_work
+from storage.models import Rollout, RolloutState, RolloutStep, StepState, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def start(
+    services: Services, *, rollout_id: str, user_id: str, channel_id: str | None
+) -> Progress | None:
+    """Start the waves: every WorkSpace on the moved bundles, then the first wave."""
+    rollout, _ = _checked(services, rollout_id, user_id, channel_id)
+    with session_scope(services.engine) as session:
+        bundles = store.steps(session=session, rollout_id=rollout.id, kind=BUNDLE)
+    if not rollout.bundles_by or any(
+        s.state in (StepState.waiting, StepState.claimed) for s in bundles
+    ):
+        raise RolloutRefused(
+            "Point the bundles at the new image first: a rebuild builds a WorkSpace from its "
+            "bundle's image."
+        )
+    calls = RolloutCalls(services.gateway)
+    where = {"account_id": rollout.account_id, "region": rollout.region}
+    steps = [
+        RolloutStep(rollout_id=rollout.id, kind=WORKSPACE, target=w.workspace_id, label=w.user_name)
+        for bundle in bundles
+        if bundle.state == StepState.done
+        for w in calls.workspaces_on_bundle(**where, bundle_id=bundle.target)
+    ]
+    if not steps:
+        raise RolloutRefused("No WorkSpace uses the moved bundles: there is nothing to rebuild.")
+    _start_phase(
+        services,
+        rollout,
+        "rebuild_by",
+        user_id,
+        steps,
+        "rollout_rebuild_started",
+        state=RolloutState.rebuilding.value,
+        batch=services.settings.rebuild_batch,
+        idle_hours=services.settings.rebuild_idle_hours,
+    )
+    advance(services, rollout.id)
+    rollout, _ = load(services, rollout.id)
+    return progress(services, rollout)
+
+
+def _set_state(
+    services: Services,
+    rollout: Rollout,
+    *,
+    from_states: list[RolloutState],
+    to: RolloutState,
+    actor: str,
+    event: str,
+    reason: str | None = None,
+) -> bool:
+    with unit_of_work(services.engine) as session:
+        moved = store.set_rollout(
+            session=session,
+            rollout_id=rollout.id,
+            states=from_states,
+            state=to.value,
+            paused_reason=reason[:512] if reason else None,
+        )
+        if moved:
+            crud.record_event(
+                session=session,
+                kind=event,
+                actor=actor,
+                request_id=rollout.id,
+                detail={"reason": reason} if reason else {},
+            )
+    return moved
+
+
+def pause(services: Services, rollout: Rollout, reason: str, *, actor: str = SYSTEM) -> bool:
+    return _set_state(
+        services,
+        rollout,
+        from_states=[RolloutState.rebuilding],
+        to=RolloutState.paused,
+        actor=actor,
+        event="rollout_paused",
+        reason=reason,
+    )
+
+
+def decide(
+    services: Services, *, rollout_id: str, user_id: str, channel_id: str | None, what: str
+) -> Rollout:
+    """Pause, Resume or Cancel, by an approver in the rollout's channel."""
+    rollout, _ = _checked(services, rollout_id, user_id, channel_id)
+    if what == "pause":
+        ok = pause(services, rollout, f"paused by <@{user_id}>", actor=user_id)
+    elif what == "resume":
+        ok = _set_state(
+            services,
+            rollout,
+            from_states=[RolloutState.paused],
+            to=RolloutState.rebuilding,
+            actor=user_id,
+            event="rollout_resumed",
+        )
+    else:
+        ok = _set_state(
+            services,
+            rollout,
+            from_states=[RolloutState.open, RolloutState.rebuilding, RolloutState.paused],
+            to=RolloutState.cancelled,
+            actor=user_id,
+            event="rollout_cancelled",
+            reason=f"cancelled by <@{user_id}>",
+        )
+    if not ok:
+        current, _ = load(services, rollout_id)
+        raise RolloutRefused(f"The rollout is {current.state}: it cannot {what} now.")
+    if what == "resume":
+        advance(services, rollout_id)
+    rollout, _ = load(services, rollout_id)
+    return rollout
+
+
+# --- one pass -------------------------------------------------------------------------------
+
+
+def advance(services: Services, rollout_id: str) -> None:
+    """Follow the wave in flight, settle orphaned claims, and start the next wave when the
+    last one is back. Called after a click and on every poll."""
+    rollout, _ = load(services, rollout_id)
+    if rollout.state not in (RolloutState.rebuilding, RolloutState.paused):
+        return
+    calls = RolloutCalls(services.gateway)
+    _follow(services, calls, rollout)
+    _settle_orphans(services, calls, rollout)
+    rollout, _ = load(services, rollout_id)
+    if rollout.state != RolloutState.rebuilding:
+        return
+    with session_scope(services.engine) as session:
+        busy = store.steps(
+            session=session,
+            rollout_id=rollout.id,
+            kind=WORKSPACE,
+            states=[StepState.rebuilding, StepState.claimed],
+        )
+        waiting = store.steps(
+            session=session, rollout_id=rollout.id, kind=WORKSPACE, states=[StepState.waiting]
+        )
+    if busy:
+        return  # the wave is not back yet
+    if not waiting:
+        _set_state(
+            services,
+            rollout,
+            from_states=[RolloutState.rebuilding],
+            to=RolloutState.done,
+            actor=SYSTEM,
+            event="rollout_done",
+        )
+        return
+    eligible = _eligible(services, calls, rollout, waiting)
+    if eligible:
+        _wave(services, calls, rollout, eligible)
+
+
+def _where(rollout: Rollout) -> dict[str, str]:
+    return {"account_id": rollout.account_id, "region": rollout.region}
+
+
+def _follow(services: Services, calls: RolloutCalls, rollout: Rollout) -> None:
+    with session_scope(services.engine) as session:
+        flying = store.steps(
+            session=session, rollout_id=rollout.id, kind=WORKSPACE, states=[StepState.rebuilding]
+        )
+    if not flying:
+        return
+    found = calls.workspaces(**_where(rollout), workspace_ids=[s.target for s in flying])
+    for step in flying:
+        workspace = found.get(step.target)
+        state = workspace.state if workspace else "gone"
+        if state == "AVAILABLE":
+            _land(services, step, StepState.done, "workspace_rebuilt", None)
+        elif state in ("ERROR", "gone"):
+            why = "ended in ERROR" if state == "ERROR" else "no longer exists"
+            if _land(services, step, StepState.failed, "workspace_rebuild_failed", why):
+                pause(services, rollout, f"{step.target} ({step.label}) {why} after its rebuild")
+
+
+def _land(
+    services: Services, step: RolloutStep, to: StepState, event: str, note: str | None
+) -> bool:
+    with unit_of_work(services.engine) as session:
+        moved = store.move_step(
+            session=session,
+            step_id=step.id or 0,
+            from_states=[StepState.rebuilding],
+            to=to,
+            detail=note,
+        )
+        if moved:
+            crud.record_event(
+                session=session,
+                kind=event,
+                actor=SYSTEM,
+                request_id=step.rollout_id,
+                detail={"target": step.target, **({"reason": note} if note else {})},
+            )
+    return moved
+
+
+def _settle_orphans(services: Services, calls: RolloutCalls, rollout: Rollout) -> None:
+    """A WorkSpace claimed by a process that died: REBUILDING means its rebuild was asked
+    for; anything else cannot tell, so it is never asked again and a person checks it."""
+    with session_scope(services.engine) as session:
+        claimed = store.steps(
+            session=session, rollout_id=rollout.id, kind=WORKSPACE, states=[StepState.claimed]
+        )
+    orphans = [
+        s
+        for s in claimed
+        if s.claimed_by != WORKER_ID and (is_dead_here(s.claimed_by) or _stale(s))
+    ]
+    if not orphans:
+        return
+    found = calls.workspaces(**_where(rollout), workspace_ids=[s.target for s in orphans])
+    for step in orphans:
+        workspace = found.get(step.target)
+        rebuilding = workspace is not None and workspace.state == "REBUILDING"
+        with unit_of_work(services.engine) as session:
+            moved = store.move_step(
+                session=session,
+                step_id=step.id or 0,
+                from_states=[StepState.claimed],
+                to=StepState.rebuilding if rebuilding else StepState.unconfirmed,
+                held_by=step.claimed_by,
+                detail=None
+                if rebuilding
+                else "wsimg stopped while asking for its rebuild: check it, rebuild by hand if "
+                "it still runs the old image",
+            )
+            if moved:
+                crud.record_event(
+                    session=session,
+                    kind="workspace_rebuild_settled",
+                    actor=SYSTEM,
+                    request_id=rollout.id,
+                    detail={
+                        "target": step.target,
+                        "found": workspace.state if workspace else "gone",
+                    },
+                )
+
+
+def _eligible(
+    services: Services, calls: RolloutCalls, rollout: Rollout, waiting: list[RolloutStep]
+) -> list[RolloutStep]:
+    """The waiting WorkSpaces a wave may take now; the others get the reason they wait."""
+    where = _where(rollout)
+    ids = [s.target for s in waiting]
+    found = calls.workspaces(**where, workspace_ids=ids)
+    connections = calls.connections(**where, workspace_ids=ids)
+    idle = timedelta(hours=rollout.idle_hours)
+    now = utcnow()
+    eligible: list[RolloutStep] = []
+    notes: dict[int, str | None] = {}
+    for step in waiting:
+        workspace: Workspace | None = found.get(step.target)
+        if workspace is None:
+            with unit_of_work(services.engine) as session:
+                store.move_step(
+                    session=session,
+                    step_id=step.id or 0,
+                    from_states=[StepState.waiting],
+                    to=StepState.skipped,
+                    detail="no longer exists",
+                )
+            continue
+        connection = connections.get(step.target)
+        if workspace.state not in REBUILDABLE:
+            notes[step.id or 0] = workspace.state
+        elif connection is not None and connection.state == "CONNECTED":
+            notes[step.id or 0] = "connected"
+        elif (
+            connection is not None and connection.last_known and now - connection.last_known < idle
+        ):
+            notes[step.id or 0] = f"used in the last {rollout.idle_hours} h"
+        else:
+            notes[step.id or 0] = None
+            eligible.append(step)
+    with unit_of_work(services.engine) as session:
+        store.note_steps(session=session, notes=notes)
+    return eligible
+
+
+def _wave(
+    services: Services, calls: RolloutCalls, rollout: Rollout, eligible: list[RolloutStep]
+) -> None:
+    wave = rollout.wave + 1
+    with unit_of_work(services.engine) as session:
+        won = store.set_rollout(
+            session=session,
+            rollout_id=rollout.id,
+            where={"wave": rollout.wave},
+            states=[RolloutState.rebuilding],
+            wave=wave,
+        )
+    if not won:
+        return  # another process started this wave
+    for step in eligible[: rollout.batch]:
+        with unit_of_work(services.engine) as session:
+            claimed = store.move_step(
+                session=session,
+                step_id=step.id or 0,
+                from_states=[StepState.waiting],
+                to=StepState.claimed,
+                claimed_by=WORKER_ID,
+                claimed_at=utcnow(),
+                wave=wave,
+                detail=None,
+            )
+        if not claimed:
+            continue
+        if not _rebuild(services, calls, rollout, step):
+            return  # the rollout paused: the rest of the wave waits for Resume
+
+
+def _rebuild(services: Services, calls: RolloutCalls, rollout: Rollout, step: RolloutStep) -> bool:
+    try:
+        refused = calls.rebuild(**_where(rollout), workspace_id=step.target)
+    except AwsError as exc:
+        why = exc.user_message
+    else:
+        if refused is None:
+            _finish(
+                services,
+                step,
+                StepState.rebuilding,
+                event="workspace_rebuild_asked",
+                detail={"wave": rollout.wave + 1},
+            )
+            return True
+        why = f"{refused.code}: {refused.message}"
+    _finish(
+        services,
+        step,
+        StepState.failed,
+        event="workspace_rebuild_failed",
+        detail={"reason": why},
+        note=why,
+    )
+    pause(services, rollout, f"{step.target} ({step.label}) could not be rebuilt: {why}")
+    return False
+
+
+def live_rollouts(services: Services) -> list[str]:
+    with session_scope(services.engine) as session:
+        return [
+            r.id
+            for r in store.in_states(
+                session=session, states=[RolloutState.rebuilding, RolloutState.paused]
+            )
+        ]
+
+
+def publish(services: Services, rollout_id: str) -> None:
+    """Show the rollout's progress in its thread when it changed since it was last shown."""
+    rollout, _ = load(services, rollout_id)
+    shown = progress(services, rollout)
+    if shown is None:
+        return
+    text = f"{rollout.state}: {shown.line()}"
+    if rollout.paused_reason and rollout.state == RolloutState.paused:
+        text += f" — {rollout.paused_reason}"
+    text = text[:512]
+    if text == rollout.progress_text:
+        return
+    ts = services.notifier.rollout_progress(rollout, shown)
+    if ts is None:
+        return
+    with unit_of_work(services.engine) as session:
+        store.set_rollout(
+            session=session,
+            rollout_id=rollout.id,
+            where={"progress_text": rollout.progress_text},
+            progress_ts=ts,
+            progress_text=text,
+        )
