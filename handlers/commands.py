@@ -13,9 +13,9 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk.webhook import WebhookResponse
 
-from bot.domain import audit, digests, listing
+from bot.domain import audit, digests, listing, rollout
 from bot.domain.context import Services
-from bot.slack import blocks
+from bot.slack import blocks, rollout_view
 from bot.slack.limits import CommandLimits, LimitReached, Ticket
 from bot.slack.payloads import Command
 from handlers.errors import answers_errors, payload
@@ -43,6 +43,7 @@ ACKS = {
     "digest": "Building the digest…",
     "subscribe": None,
     "unsubscribe": None,
+    "rollout": "Reading the rollout's bundles and WorkSpaces…",
 }
 
 
@@ -97,6 +98,12 @@ def register(app: App, services: Services) -> None:
         digests.unsubscribe(services, channel_id=channel_id, user_id=user_id)
         respond(response_type="in_channel", **blocks.unsubscribed(user_id))
 
+    def rollout_(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
+        rest, everything = _everything(args)
+        who = audit.viewer(services, user_id=user_id, channel_id=channel_id, everything=everything)
+        found = rollout.find(services, query=rest[0][:80] if rest else None, who=who)
+        respond(response_type="ephemeral", **rollout_view.plan(rollout.plan(services, found)))
+
     subcommands: dict[str, Callable[[list[str], str, str, Respond], None]] = {
         "updates": updates_,
         "status": status,
@@ -104,6 +111,7 @@ def register(app: App, services: Services) -> None:
         "digest": digest,
         "subscribe": subscribe,
         "unsubscribe": unsubscribe,
+        "rollout": rollout_,
     }
 
     limits = CommandLimits()

@@ -39,6 +39,8 @@ HELP = (
     "• `/wsimg subscribe [HH:MM | cron] [time zone] [quiet]` — a digest in this channel on a "
     "schedule (default: every day at 09:00)\n"
     "• `/wsimg unsubscribe` — stop this channel's digest\n"
+    "• `/wsimg rollout [request-or-image-id]` — carry an AVAILABLE update to the desktops: "
+    "bundles, WorkSpaces rebuilt in waves, sharing, retiring the source\n"
     "• `/wsimg help` — this text\n"
     "Digests are changed by approvers and digest managers."
 )
@@ -391,8 +393,8 @@ def followup(request: UpdateRequest) -> Message:
     if request.state == State.available:
         text = (
             f":white_check_mark: {name} is AVAILABLE, updated from "
-            f"`{request.source_image_id}`. Next: point a bundle at it with UpdateWorkspaceBundle; "
-            "existing WorkSpaces pick it up when they are rebuilt."
+            f"`{request.source_image_id}`. The rollout plan follows: point the bundles at it, "
+            "rebuild their WorkSpaces in waves, share it, retire the source."
         )
     else:
         text = (

@@ -19,6 +19,14 @@ class Action(StrEnum):
     CONFIRM = "wsimg.confirm"
     REJECT = "wsimg.reject"
     CANCEL = "wsimg.cancel"
+    # On a rollout's plan and progress messages.
+    ROLLOUT_BUNDLES = "wsimg.rollout.bundles"
+    ROLLOUT_REBUILD = "wsimg.rollout.rebuild"
+    ROLLOUT_SHARE = "wsimg.rollout.share"
+    ROLLOUT_RETIRE = "wsimg.rollout.retire"
+    ROLLOUT_PAUSE = "wsimg.rollout.pause"
+    ROLLOUT_RESUME = "wsimg.rollout.resume"
+    ROLLOUT_CANCEL = "wsimg.rollout.cancel"
 
 
 # The modal that asks why a request is rejected or cancelled.

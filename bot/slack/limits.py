@@ -29,7 +29,7 @@ from typing import Any
 
 from bot.errors import WsimgError
 
-LISTING_COMMANDS = frozenset({"updates", "digest"})
+LISTING_COMMANDS = frozenset({"updates", "digest", "rollout"})
 # A listing whose end was never reported (its thread died with the process's pool) stops
 # counting as running after this, so nobody is locked out for good.
 STALE_SECONDS = 600.0

@@ -14,10 +14,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.pages import Digest
+from bot.domain.plans import Plan, Progress
 from bot.domain.ports import Delivery
 from bot.errors import WsimgError
-from bot.slack import blocks, digest_view
-from storage.models import UpdateRequest
+from bot.slack import blocks, digest_view, rollout_view
+from storage.models import Rollout, UpdateRequest
 
 log = logging.getLogger(__name__)
 
@@ -168,3 +169,43 @@ class SlackNotifier:
                     "Try again in a few minutes."
                 ) from exc
         return len(messages)
+
+    def rollout_plan(self, plan: Plan) -> bool:
+        """Post the plan in the update's thread (or its channel when there is no thread)."""
+        rollout = plan.rollout
+        if not rollout.channel_id:
+            return False
+        target: dict[str, Any] = {"channel": rollout.channel_id}
+        if rollout.thread_ts:
+            target["thread_ts"] = rollout.thread_ts
+        try:
+            self._client.chat_postMessage(**target, **rollout_view.plan(plan))
+        except SlackApiError as exc:
+            log.warning("could not post a rollout plan: %s", exc.response.get("error"))
+            return False
+        except OSError as exc:
+            log.warning("could not reach Slack for a rollout plan: %s", type(exc).__name__)
+            return False
+        return True
+
+    def rollout_progress(self, rollout: Rollout, progress: Progress) -> str | None:
+        """Edit the progress message, or post it in the thread the first time."""
+        if not rollout.channel_id:
+            return None
+        message = rollout_view.progress(rollout, progress)
+        try:
+            if rollout.progress_ts:
+                self._client.chat_update(
+                    channel=rollout.channel_id, ts=rollout.progress_ts, **message
+                )
+                return rollout.progress_ts
+            target: dict[str, Any] = {"channel": rollout.channel_id}
+            if rollout.thread_ts:
+                target["thread_ts"] = rollout.thread_ts
+            response = self._client.chat_postMessage(**target, **message)
+            return str(response["ts"])
+        except SlackApiError as exc:
+            log.warning("could not show a rollout's progress: %s", exc.response.get("error"))
+        except OSError as exc:
+            log.warning("could not reach Slack for a rollout's progress: %s", type(exc).__name__)
+        return None
