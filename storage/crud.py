@@ -259,13 +259,24 @@ def claim_followup(
     return _rowcount(session.execute(statement)) == 1
 
 
-def finish_followup(*, session: Session, request_id: str, posted: bool) -> None:
+def finish_followup(*, session: Session, request_id: str, posted: bool, held_by: str) -> bool:
+    """Record the follow-up posted (or free the claim), only if ``held_by`` still holds it:
+    a poller whose claim was taken over records nothing. True when it was recorded."""
     values: dict[str, Any] = (
         {"followup_posted_at": utcnow()}
         if posted
         else {"followup_claimed_at": None, "followup_claimed_by": None}
     )
-    session.execute(update(UpdateRequest).where(col(UpdateRequest.id) == request_id).values(values))
+    statement = (
+        update(UpdateRequest)
+        .where(
+            col(UpdateRequest.id) == request_id,
+            col(UpdateRequest.followup_claimed_by) == held_by,
+            col(UpdateRequest.followup_posted_at).is_(None),
+        )
+        .values(values)
+    )
+    return _rowcount(session.execute(statement)) == 1
 
 
 def record_event(

@@ -154,7 +154,10 @@ def test_a_process_killed_after_posting_a_follow_up_but_before_recording_it_post
         )
     finally:
         assert second.stop() == 0
-    assert len(slack.thread(request.channel_id, request.message_ts)) == 1
+    replies = slack.thread(request.channel_id, request.message_ts)
+    assert [m.text for m in replies if "is AVAILABLE" in m.text] == [
+        f"{request.new_image_id} is AVAILABLE"
+    ]  # posted once; the heir adds only the rollout plan
     assert slack.calls_to("conversations.replies")  # it read the thread instead of posting
 
 

@@ -234,10 +234,14 @@ def claim_followups(services: Services) -> list[DueFollowUp]:
     return claimed
 
 
-def followup_found(services: Services, due: DueFollowUp) -> None:
-    """The thread already holds the follow-up (its poller died before recording it)."""
+def followup_found(services: Services, due: DueFollowUp) -> bool:
+    """The thread already holds the follow-up (its poller died before recording it). True
+    when this poller recorded it (it still held the claim)."""
     with unit_of_work(services.engine) as session:
-        crud.finish_followup(session=session, request_id=due.request.id, posted=True)
+        if not crud.finish_followup(
+            session=session, request_id=due.request.id, posted=True, held_by=WORKER_ID
+        ):
+            return False
         crud.record_event(
             session=session,
             kind="followup_found",
@@ -245,16 +249,22 @@ def followup_found(services: Services, due: DueFollowUp) -> None:
             request_id=due.request.id,
             detail={"held_by": due.request.followup_claimed_by},
         )
+    return True
 
 
 def followup_done(services: Services, due: DueFollowUp, delivery: Delivery) -> bool:
     """Record what became of a follow-up: posted (or undeliverable, recorded as such) ends
-    it; a passing failure frees the claim for the next pass. True when it was posted."""
+    it; a passing failure frees the claim for the next pass. True when it was posted and
+    recorded by this poller (one whose claim was taken over meanwhile records nothing)."""
     request = due.request
     with unit_of_work(services.engine) as session:
-        crud.finish_followup(
-            session=session, request_id=request.id, posted=delivery is not Delivery.retry
-        )
+        if not crud.finish_followup(
+            session=session,
+            request_id=request.id,
+            posted=delivery is not Delivery.retry,
+            held_by=WORKER_ID,
+        ):
+            return False
         if delivery is Delivery.undeliverable:
             detail = {"channel": request.channel_id, "approver": request.approved_by}
             crud.record_event(

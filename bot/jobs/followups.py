@@ -2,7 +2,8 @@
 notifier and its outcome handed back to the domain.
 
 A follow-up taken over from a poller that died is posted only if its thread does not hold it
-yet (the dead one may have posted before recording it).
+yet (the dead one may have posted before recording it). An AVAILABLE follow-up is followed by
+the rollout plan, posted by the poller that recorded the follow-up (or found it posted).
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ def post_followups(services: Services) -> int:
     for due in poller.claim_followups(services):
         with poller.on_its_own(f"follow-up of request {due.request.short_id}"):
             if due.taken_over and services.notifier.followed_up(due.request):
-                poller.followup_found(services, due)
+                # The one that died posted the follow-up but never recorded it, so it never
+                # got as far as the rollout plan either: the plan is posted here.
+                if poller.followup_found(services, due):
+                    rollouts.post_plan(services, due.request)
                 continue
             delivery = services.notifier.follow_up(due.request)
             services.notifier.refresh(due.request)
-            posted += poller.followup_done(services, due, delivery)
-            if delivery is Delivery.posted:
+            done = poller.followup_done(services, due, delivery)
+            posted += done
+            if done and delivery is Delivery.posted:  # only the poller that recorded it
                 rollouts.post_plan(services, due.request)
     return posted

@@ -246,11 +246,19 @@ def test_a_follow_up_is_claimed_once(engine: Engine) -> None:
     with unit_of_work(engine) as session:
         heir = _reload(engine, request.id).followup_claimed_by
         assert heir is not None and heir.startswith("heir-")
-        crud.finish_followup(session=session, request_id=request.id, posted=False)
+        # Only the holder records: the poller it was taken from records nothing.
+        assert not crud.finish_followup(
+            session=session, request_id=request.id, posted=True, held_by=holder
+        )
+        assert crud.finish_followup(
+            session=session, request_id=request.id, posted=False, held_by=heir
+        )
         assert crud.claim_followup(
             session=session, request_id=request.id, held_by=None, claimant="again"
         )
-        crud.finish_followup(session=session, request_id=request.id, posted=True)
+        assert crud.finish_followup(
+            session=session, request_id=request.id, posted=True, held_by="again"
+        )
         assert not crud.claim_followup(
             session=session, request_id=request.id, held_by="again", claimant="late"
         )

@@ -39,7 +39,9 @@ def test_available_follow_up_names_the_new_image_in_the_approval_thread(world: W
     report = world.poll()
 
     assert report.finished == 1 and report.followups == 1
-    [reply] = world.slack.thread(request.channel_id, request.message_ts)
+    # The follow-up, then the rollout plan (bundles, shares, what is left to do).
+    reply, plan = world.slack.thread(request.channel_id, request.message_ts)
+    assert "Rollout of" in str(plan.blocks)
     assert request.new_image_id in str(reply.blocks)
     assert "AVAILABLE" in str(reply.blocks)
     assert world.reload(request.id).state == State.available
@@ -153,7 +155,7 @@ def test_a_passing_slack_failure_is_retried_on_the_next_poll(world: World) -> No
 
     assert world.poll().followups == 0
     assert world.poll().followups == 1
-    [reply] = world.slack.thread(request.channel_id, request.message_ts)
+    reply, _plan = world.slack.thread(request.channel_id, request.message_ts)
     assert "AVAILABLE" in str(reply.blocks)
 
 
@@ -260,7 +262,9 @@ def test_a_follow_up_a_dead_poller_posted_is_not_posted_again(world: World) -> N
 
     final = world.reload(request.id)
     assert final.followup_posted_at is not None
-    assert len(world.slack.thread(final.channel_id, final.message_ts)) == 1
+    # One follow-up (the dead one's), and the rollout plan the heir posts after finding it.
+    followup, plan = world.slack.thread(final.channel_id, final.message_ts)
+    assert "AVAILABLE" in followup.text and "Rollout of" in str(plan.blocks)
     with session_scope(world.services.engine) as session:
         kinds = [e.kind for e in crud.events(session=session, request_id=request.id)]
     assert "followup_found" in kinds
