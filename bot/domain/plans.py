@@ -57,6 +57,11 @@ class Plan:
     progress: Progress | None
     source_exists: bool
     problems: list[str] = field(default_factory=list)  # what AWS would not show, as sentences
+    # Steps that failed (bundle, share, unshare, delete): kind -> "label: why"; a click retries.
+    failed: dict[str, list[str]] = field(default_factory=dict)
+
+    def may_retry(self, *kinds: str) -> bool:
+        return any(self.failed.get(kind) for kind in kinds)
 
     @property
     def to_move(self) -> list[BundleUse]:
@@ -77,4 +82,8 @@ class Plan:
 
     @property
     def can_retire(self) -> bool:
-        return self.source_exists and not self.to_move and self.rollout.retire_by is None
+        return (
+            self.source_exists
+            and not self.to_move
+            and (self.rollout.retire_by is None or self.may_retry("unshare", "delete"))
+        )

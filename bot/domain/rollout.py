@@ -247,6 +247,11 @@ def plan(services: Services, rollout: Rollout) -> Plan:
         progress=progress(services, rollout),
         source_exists=source_exists,
         problems=problems,
+        failed={
+            kind: found
+            for kind in (BUNDLE, SHARE, UNSHARE, DELETE)
+            if (found := failures(services, rollout.id, (kind,)))
+        },
     )
 
 
@@ -341,9 +346,14 @@ def _start_phase(
     user_id: str,
     steps: list[RolloutStep],
     event: str,
+    *,
+    retry: tuple[str, ...] = (),
     **values: object,
 ) -> None:
-    """Claim a phase of the rollout for ``user_id`` and add its steps, in one unit of work."""
+    """Claim a phase of the rollout for ``user_id`` and add its steps, in one unit of work.
+
+    A phase already started is refused, unless some of its ``retry`` kinds of steps failed
+    (AccessDenied, say, fixed since): those go back to waiting, to be carried out again."""
     with unit_of_work(services.engine) as session:
         won = store.set_rollout(
             session=session,
@@ -365,9 +375,55 @@ def _start_phase(
     if not won:
         current, _ = load(services, rollout.id)
         by = getattr(current, column)
+        if current.state in LIVE and retry and _retry_failed(services, current, retry, user_id):
+            return
         if current.state not in LIVE:
             raise RolloutRefused(f"This rollout is {current.state}: nothing was started.")
         raise RolloutRefused(f"<@{by}> already started that: nothing was started twice.")
+
+
+def _retry_failed(
+    services: Services, rollout: Rollout, kinds: tuple[str, ...], user_id: str
+) -> int:
+    with unit_of_work(services.engine) as session:
+        failed = [
+            step
+            for kind in kinds
+            for step in store.steps(
+                session=session, rollout_id=rollout.id, kind=kind, states=[StepState.failed]
+            )
+        ]
+        retried = sum(
+            store.move_step(
+                session=session,
+                step_id=step.id or 0,
+                from_states=[StepState.failed],
+                to=StepState.waiting,
+                detail=None,
+            )
+            for step in failed
+        )
+        if retried:
+            crud.record_event(
+                session=session,
+                kind="rollout_retry",
+                actor=user_id,
+                request_id=rollout.id,
+                detail={"steps": [s.target for s in failed]},
+            )
+    return retried
+
+
+def failures(services: Services, rollout_id: str, kinds: tuple[str, ...]) -> list[str]:
+    """What failed, one sentence per step: ``label or target: why``."""
+    with session_scope(services.engine) as session:
+        return [
+            f"{step.label or step.target}: {step.detail or 'failed'}"
+            for kind in kinds
+            for step in store.steps(
+                session=session, rollout_id=rollout_id, kind=kind, states=[StepState.failed]
+            )
+        ]
 
 
 # --- point the bundles ------------------------------------------------------------------------
@@ -392,8 +448,24 @@ def point_bundles(
         RolloutStep(rollout_id=rollout.id, kind=BUNDLE, target=b.bundle_id, label=b.name)
         for b in bundles
     ]
-    _start_phase(services, rollout, "bundles_by", user_id, steps, "rollout_bundles_approved")
-    return run_bundles(services, rollout.id, actor=user_id)
+    _start_phase(
+        services,
+        rollout,
+        "bundles_by",
+        user_id,
+        steps,
+        "rollout_bundles_approved",
+        retry=(BUNDLE,),
+    )
+    moved = run_bundles(services, rollout.id, actor=user_id)
+    failed = failures(services, rollout.id, (BUNDLE,))
+    if failed:
+        raise RolloutRefused(
+            f"{moved} bundle(s) pointed at `{rollout.new_image_id}`; "
+            + "; ".join(failed[:5])
+            + " Fix that, then click the button again: only the failed bundles are retried."
+        )
+    return moved
 
 
 def run_bundles(services: Services, rollout_id: str, *, actor: str = SYSTEM) -> int:

@@ -38,7 +38,9 @@ def share(services: Services, *, rollout_id: str, user_id: str, channel_id: str 
             f"`{rollout.source_image_id}` is not shared with any account: nothing to share."
         )
     steps = [RolloutStep(rollout_id=rollout.id, kind=SHARE, target=a) for a in accounts]
-    _start_phase(services, rollout, "share_by", user_id, steps, "rollout_share_approved")
+    _start_phase(
+        services, rollout, "share_by", user_id, steps, "rollout_share_approved", retry=(SHARE,)
+    )
     return _run(services, rollout, SHARE, actor=user_id)
 
 
@@ -99,7 +101,15 @@ def retire(services: Services, *, rollout_id: str, user_id: str, channel_id: str
     accounts = calls.shared_with(**where, image_id=rollout.source_image_id)
     steps = [RolloutStep(rollout_id=rollout.id, kind=UNSHARE, target=a) for a in accounts]
     steps.append(RolloutStep(rollout_id=rollout.id, kind=DELETE, target=rollout.source_image_id))
-    _start_phase(services, rollout, "retire_by", user_id, steps, "rollout_retire_approved")
+    _start_phase(
+        services,
+        rollout,
+        "retire_by",
+        user_id,
+        steps,
+        "rollout_retire_approved",
+        retry=(UNSHARE, DELETE),
+    )
     finish_retire(services, rollout.id, actor=user_id)
 
 

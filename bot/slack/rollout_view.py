@@ -109,6 +109,9 @@ def plan(found: Plan) -> Message:
         blocks.append(context("; ".join(done)))
     for problem in found.problems:
         blocks.append(context(f":warning: {escape(problem)}"))
+    for failures in found.failed.values():
+        for failure in failures[:5]:
+            blocks.append(context(f":x: {escape(failure)} — click again to retry"))
     buttons = _plan_buttons(found)
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
@@ -122,7 +125,7 @@ def _plan_buttons(found: Plan) -> list[Block]:
     if rollout.state in (RolloutState.cancelled, RolloutState.done) and not found.can_retire:
         return []
     buttons: list[Block] = []
-    if found.to_move and rollout.bundles_by is None:
+    if found.to_move and (rollout.bundles_by is None or found.may_retry("bundle")):
         count = len(found.to_move)
         names = ", ".join(escape(u.bundle.name) for u in found.to_move[:5])
         buttons.append(
@@ -154,7 +157,7 @@ def _plan_buttons(found: Plan) -> list[Block]:
                 ),
             )
         )
-    if found.shares_missing and rollout.share_by is None:
+    if found.shares_missing and (rollout.share_by is None or found.may_retry("share")):
         count = len(found.shares_missing)
         buttons.append(
             _button(

@@ -319,3 +319,50 @@ def test_retire_is_refused_while_a_bundle_uses_the_source_then_unshares_and_dele
     again = _click(world, _plan(world, request), "retire") if _has(world, request, "retire") else {}
     assert len([c for c in world.simulator.calls if c.operation == "DeleteWorkspaceImage"]) == 1
     assert "retire" not in str(again)
+
+
+def test_a_missing_permission_reaches_slack_naming_it_and_a_click_after_the_fix_retries(
+    world: World,
+) -> None:
+    fleet = _fleet(world)
+    request = _available(world, fleet.source)
+    world.simulator.deny("UpdateWorkspaceBundle")
+    plan = _plan(world, request)
+    button = _button(plan.blocks, "bundles")
+    result = world.user.click(
+        button["action_id"],
+        button["value"],
+        user_id=APPROVER,
+        message=plan,
+        channel_id=plan.channel,
+    )
+    world.settle()
+    said = str(world.slack.responses_for(result.response_url))
+    assert "workspaces:UpdateWorkspaceBundle" in said and "click the button again" in said
+
+    world.simulator.allow("UpdateWorkspaceBundle")
+    _click(world, _plan(world, request), "bundles")  # the plan offers the retry
+    for bundle in fleet.bundles:
+        assert world.simulator.bundle(bundle)["ImageId"] == request.new_image_id
+    assert set(_bundle_updates(world)) == set(fleet.bundles)
+
+
+def test_rollout_buttons_need_an_approver_in_the_rollouts_channel(world: World) -> None:
+    fleet = _fleet(world)
+    request = _available(world, fleet.source)
+    plan = _plan(world, request)
+    button = _button(plan.blocks, "bundles")
+    outsider = world.user.click(
+        button["action_id"],
+        button["value"],
+        user_id="U0NOBODY",
+        message=plan,
+        channel_id=plan.channel,
+    )
+    elsewhere = world.user.click(
+        button["action_id"], button["value"], user_id=APPROVER, channel_id="C0RANDOM"
+    )
+    world.settle()
+    assert "WSIMG_APPROVERS" in str(world.slack.responses_for(outsider.response_url))
+    assert "use the buttons in its thread" in str(world.slack.responses_for(elsewhere.response_url))
+    assert not _bundle_updates(world)
