@@ -146,6 +146,10 @@ class Listing(SQLModel, table=True):
     channel_id: str | None = Field(default=None, max_length=32)
     region: str | None = Field(default=None, max_length=32)
     failures: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Images each account owns per region ("account:region" -> count), against the quota.
+    image_counts: dict[str, int] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 

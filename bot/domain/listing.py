@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from sqlmodel import Session
@@ -74,6 +75,7 @@ def make_listing(
             f"{failure.target.region} ({failure.target.account_id}): {failure.error.user_message}"
             for failure in found.failures
         ],
+        image_counts=dict(Counter(f"{i.account_id}:{i.region}" for i in found.images)),
     )
     pages = assign_pages([(image.account_id, image.region) for image in images])
     offers = [
@@ -142,6 +144,7 @@ def load_page(services: Services, *, listing_id: str, page: int) -> ListingPage:
         total_regions=regions,
         entries=entries,
         four_eyes=services.settings.four_eyes,
+        image_quota=services.settings.image_quota,
     )
 
 

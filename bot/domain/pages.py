@@ -44,6 +44,7 @@ class ListingPage:
     total_regions: int
     entries: list[Entry]
     four_eyes: bool = False  # a click asks for the update; another approver approves it
+    image_quota: int = 40  # images per account and region (WSIMG_IMAGE_QUOTA)
 
     @property
     def failures(self) -> list[str]:
@@ -52,6 +53,10 @@ class ListingPage:
     @property
     def region(self) -> str | None:
         return self.listing.region
+
+    def image_count(self, account_id: str, region: str) -> int | None:
+        """How many images the account owned in the region when the listing was made."""
+        return (self.listing.image_counts or {}).get(f"{account_id}:{region}")
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ def listing(page: ListingPage) -> Message:
     out: list[Block] = [section(summary)]
     if page.failures:
         out.append(failures_block(page.failures))
-    out.extend(entry_blocks(page.entries, four_eyes=page.four_eyes))
+    out.extend(entry_blocks(page.entries, four_eyes=page.four_eyes, page=page))
     if page.pages > 1 and page.entries:
         out.append(_page_buttons(page))
     noun = "update" if page.total_images == 1 else "updates"
@@ -124,14 +124,28 @@ def failures_block(failures: Sequence[str]) -> Block:
     return context(":warning: Could not list: " + "; ".join(escape(f) for f in failures))
 
 
-def entry_blocks(entries: Sequence[Entry], *, four_eyes: bool) -> list[Block]:
+def slots_text(count: int | None, quota: int) -> str:
+    """A region's image count against the quota, warning when few slots are left."""
+    if count is None:
+        return ""
+    left = quota - count
+    warn = " :warning: no slots left" if left <= 0 else (" :warning:" if left <= 3 else "")
+    return f" · {count} of {quota} images{warn}"
+
+
+def entry_blocks(
+    entries: Sequence[Entry], *, four_eyes: bool, page: ListingPage | None = None
+) -> list[Block]:
     out: list[Block] = []
     group = None
     for entry in entries:
         offer = entry.offer
         if (offer.account_id, offer.region) != group:
             group = (offer.account_id, offer.region)
-            out.append(context(f"*{offer.region}* · account {offer.account_id}"))
+            slots = (
+                slots_text(page.image_count(*group), page.image_quota) if page is not None else ""
+            )
+            out.append(context(f"*{offer.region}* · account {offer.account_id}{slots}"))
         out.extend(_entry(entry, four_eyes=four_eyes))
     return out
 

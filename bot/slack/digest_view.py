@@ -62,7 +62,7 @@ def digest(report: Digest) -> list[Message]:
     if page.failures:
         top.append(failures_block(page.failures))
     if page.pages == 1:
-        body = entry_blocks(page.entries, four_eyes=page.four_eyes)
+        body = entry_blocks(page.entries, four_eyes=page.four_eyes, page=page)
     elif report.names_each:
         body = _named(report)
     else:

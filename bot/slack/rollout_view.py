@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 
 from bot.domain.plans import Plan, Progress
-from bot.slack.blocks import Block, Message, context, cut, escape, section
+from bot.slack.blocks import Block, Message, context, cut, escape, section, slots_text
 from bot.slack.ids import Action, action_id
 from storage.models import Rollout, RolloutState
 
@@ -56,9 +56,7 @@ def quota_text(plan: Plan) -> str:
     region = plan.rollout.region
     if plan.image_count is None:
         return f"{region}: image count unknown (quota {plan.quota})"
-    left = plan.quota - plan.image_count
-    warn = " :warning: no slots left" if left <= 0 else (" :warning:" if left <= 3 else "")
-    return f"{region}: {plan.image_count} of {plan.quota} images{warn}"
+    return f"{region}{slots_text(plan.image_count, plan.quota)}"
 
 
 def plan(found: Plan) -> Message:

@@ -366,3 +366,17 @@ def test_rollout_buttons_need_an_approver_in_the_rollouts_channel(world: World) 
     assert "WSIMG_APPROVERS" in str(world.slack.responses_for(outsider.response_url))
     assert "use the buttons in its thread" in str(world.slack.responses_for(elsewhere.response_url))
     assert not _bundle_updates(world)
+
+
+def test_the_listing_shows_each_regions_image_count_against_the_quota(world: World) -> None:
+    fleet = _fleet(world)
+    listing = world.listing()
+    headings = [
+        element["text"]
+        for block in listing["blocks"]
+        if block["type"] == "context"
+        for element in block["elements"]
+        if REGION in element["text"]
+    ]
+    assert any("2 of 40 images" in heading for heading in headings), headings
+    assert fleet.source in str(listing["blocks"])

@@ -1,4 +1,5 @@
-"""rollout: carrying an AVAILABLE update to the bundles, the WorkSpaces and the shares
+"""rollout: carrying an AVAILABLE update to the bundles, the WorkSpaces and the shares;
+each listing's image count per account and region
 
 Revision ID: 0006
 Revises: 0005
@@ -22,6 +23,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("listing", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("image_counts", sa.JSON(), nullable=False, server_default="{}")
+        )
     op.create_table(
         "rollout",
         sa.Column("id", AutoString(length=32), nullable=False),
@@ -78,3 +83,5 @@ def downgrade() -> None:
     with op.batch_alter_table("rollout", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_rollout_state"))
     op.drop_table("rollout")
+    with op.batch_alter_table("listing", schema=None) as batch_op:
+        batch_op.drop_column("image_counts")
