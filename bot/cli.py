@@ -110,6 +110,9 @@ _MEANINGS = {
     "WSIMG_DIGEST_CRON": "its 5-field cron (default 0 9 * * *)",
     "WSIMG_TIMEZONE": "IANA zone of the schedules (default UTC)",
     "WSIMG_POLL_SECONDS": "follow-up poll interval (default 300)",
+    "WSIMG_REBUILD_BATCH": "WorkSpaces a rollout rebuilds at once (default 10)",
+    "WSIMG_REBUILD_IDLE_HOURS": "a WorkSpace is rebuilt only when idle this long (default 8)",
+    "WSIMG_IMAGE_QUOTA": "images per account and region, shown against counts (default 40)",
     "WSIMG_SCHEDULER": "on/off: the scheduler inside serve",
     "PORT": "HTTP port (default 3000)",
     "AWS_*": "credentials, profile, endpoint URLs, as boto3 reads them",
@@ -127,6 +130,7 @@ _POLICY = (
     "WSIMG_APPROVAL_TTL_HOURS",
 )
 _SCHEDULE = ("WSIMG_DIGEST_CHANNEL", "WSIMG_DIGEST_CRON", "WSIMG_TIMEZONE", "WSIMG_POLL_SECONDS")
+_ROLLOUT = ("WSIMG_REBUILD_BATCH", "WSIMG_REBUILD_IDLE_HOURS", "WSIMG_IMAGE_QUOTA")
 
 
 def _epilog(names: Sequence[str], *, log_default: str = "WARNING", note: str = "") -> str:
@@ -164,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
                 *_AWS,
                 *_POLICY,
                 *_SCHEDULE,
+                *_ROLLOUT,
                 "WSIMG_SCHEDULER",
                 "PORT",
                 "LOG_LEVEL",
@@ -185,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
                 "WSIMG_FOUR_EYES",
                 "WSIMG_APPROVAL_TTL_HOURS",
                 *_SCHEDULE,
+                *_ROLLOUT,
                 "LOG_LEVEL",
             ),
             log_default="INFO",
@@ -229,6 +235,15 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=20, help="how many requests (default 20)")
     history.add_argument("--json", action="store_true", help="every event, for an audit")
     history.set_defaults(run=_history)
+
+    rollout = add(
+        "rollout",
+        "the rollout plan of an AVAILABLE update: bundles, WorkSpaces, shares, progress",
+        _epilog(("DATABASE_URL", *_AWS, "WSIMG_IMAGE_QUOTA", "LOG_LEVEL")),
+    )
+    rollout.add_argument("id", nargs="?", help="request id or image id (default: the newest)")
+    rollout.add_argument("--json", action="store_true", help="machine-readable output")
+    rollout.set_defaults(run=_rollout)
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(required=True, metavar="action")
@@ -448,6 +463,67 @@ def _history(args: argparse.Namespace) -> int:
     if not trail:
         print("No update request yet.")
     return 0
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from bot.domain import rollout
+    from bot.domain.audit import Viewer
+    from bot.slack import rollout_view
+    from bot.slack.render import blocks_to_text
+
+    services = _services(settings)
+    # The terminal is an operator's, with the database's and AWS's credentials: every channel.
+    who = Viewer(user_id="cli", channel_id="cli", everything=True)
+    found = rollout.plan(services, rollout.find(services, query=args.id, who=who))
+    if args.json:
+        print(json.dumps(_plan_json(found), indent=2, default=str))
+    else:
+        print(blocks_to_text(rollout_view.plan(found)["blocks"]))
+    return 1 if found.problems else 0
+
+
+def _plan_json(found: Any) -> dict[str, Any]:
+    rollout = found.rollout
+    progress = found.progress
+    return {
+        "request_id": rollout.id,
+        "account_id": rollout.account_id,
+        "region": rollout.region,
+        "source_image_id": rollout.source_image_id,
+        "new_image_id": rollout.new_image_id,
+        "state": rollout.state,
+        "bundles": [
+            {
+                "bundle_id": use.bundle.bundle_id,
+                "name": use.bundle.name,
+                "image_id": use.bundle.image_id,
+                "moved": use.moved,
+                "workspaces": use.workspaces,
+                "states": use.states,
+                "connected": use.connected,
+            }
+            for use in found.bundles
+        ],
+        "source_shared_with": found.source_shares,
+        "new_shared_with": found.new_shares,
+        "image_count": found.image_count,
+        "image_quota": found.quota,
+        "progress": None
+        if progress is None
+        else {
+            "wave": progress.wave,
+            "total": progress.total,
+            "rebuilt": progress.rebuilt,
+            "in_flight": progress.in_flight,
+            "waiting": progress.waiting,
+            "failed": progress.failed,
+            "unconfirmed": progress.unconfirmed,
+            "line": progress.line(),
+        },
+        "failed_steps": found.failed,
+        "problems": found.problems,
+    }
 
 
 def _db_upgrade(_args: argparse.Namespace) -> int:
