@@ -19,6 +19,7 @@ import logging
 from datetime import timedelta
 
 from bot.aws.rollout import REBUILDABLE, RolloutCalls, Workspace
+from bot.domain import home
 from bot.domain.context import Services
 from bot.domain.identity import WORKER_ID, is_dead_here
 from bot.domain.requests import SYSTEM
@@ -205,6 +206,13 @@ def _where(rollout: Rollout) -> dict[str, str]:
     return {"account_id": rollout.account_id, "region": rollout.region}
 
 
+# RebuildWorkspaces is asynchronous: for a moment after it answers, DescribeWorkspaces can still
+# show the state the WorkSpace was rebuilt from (AVAILABLE, or ERROR: both may be rebuilt). A
+# rebuild counts as over once wsimg has seen it REBUILDING, or this long after it was asked.
+REBUILD_SETTLE = timedelta(minutes=10)
+SEEN_REBUILDING = "seen REBUILDING"
+
+
 def _follow(services: Services, calls: RolloutCalls, rollout: Rollout) -> None:
     with session_scope(services.engine) as session:
         flying = store.steps(
@@ -213,12 +221,27 @@ def _follow(services: Services, calls: RolloutCalls, rollout: Rollout) -> None:
     if not flying:
         return
     found = calls.workspaces(**_where(rollout), workspace_ids=[s.target for s in flying])
+    now = utcnow()
     for step in flying:
         workspace = found.get(step.target)
         state = workspace.state if workspace else "gone"
-        if state == "AVAILABLE":
+        if state == "REBUILDING":
+            if step.detail != SEEN_REBUILDING:
+                with unit_of_work(services.engine) as session:
+                    store.move_step(
+                        session=session,
+                        step_id=step.id or 0,
+                        from_states=[StepState.rebuilding],
+                        to=StepState.rebuilding,
+                        detail=SEEN_REBUILDING,
+                    )
+            continue
+        begun = step.detail == SEEN_REBUILDING or (
+            step.claimed_at is not None and now - step.claimed_at > REBUILD_SETTLE
+        )
+        if state == "AVAILABLE" and begun:
             _land(services, step, StepState.done, "workspace_rebuilt", None)
-        elif state in ("ERROR", "gone"):
+        elif state == "gone" or (state == "ERROR" and begun):
             why = "ended in ERROR" if state == "ERROR" else "no longer exists"
             if _land(services, step, StepState.failed, "workspace_rebuild_failed", why):
                 pause(services, rollout, f"{step.target} ({step.label}) {why} after its rebuild")
@@ -271,7 +294,7 @@ def _settle_orphans(services: Services, calls: RolloutCalls, rollout: Rollout) -
                 from_states=[StepState.claimed],
                 to=StepState.rebuilding if rebuilding else StepState.unconfirmed,
                 held_by=step.claimed_by,
-                detail=None
+                detail=SEEN_REBUILDING
                 if rebuilding
                 else "wsimg stopped while asking for its rebuild: check it, rebuild by hand if "
                 "it still runs the old image",
@@ -401,7 +424,8 @@ def live_rollouts(services: Services) -> list[str]:
 
 
 def publish(services: Services, rollout_id: str) -> None:
-    """Show the rollout's progress in its thread when it changed since it was last shown."""
+    """Show the rollout's progress in its thread when it changed since it was last shown, and
+    on the Home tabs this process has shown (bot/domain/home.py)."""
     rollout, _ = load(services, rollout_id)
     shown = progress(services, rollout)
     if shown is None:
@@ -413,13 +437,15 @@ def publish(services: Services, rollout_id: str) -> None:
     if text == rollout.progress_text:
         return
     ts = services.notifier.rollout_progress(rollout, shown)
-    if ts is None:
-        return
-    with unit_of_work(services.engine) as session:
-        store.set_rollout(
-            session=session,
-            rollout_id=rollout.id,
-            where={"progress_text": rollout.progress_text},
-            progress_ts=ts,
-            progress_text=text,
-        )
+    if ts is not None:
+        with unit_of_work(services.engine) as session:
+            store.set_rollout(
+                session=session,
+                rollout_id=rollout.id,
+                where={"progress_text": rollout.progress_text},
+                progress_ts=ts,
+                progress_text=text,
+            )
+    # The Home tabs read the progress from the database, not from the thread: they show the
+    # change even when Slack would not take the thread's message.
+    home.refresh(services)

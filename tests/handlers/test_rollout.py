@@ -221,8 +221,9 @@ def test_waves_skip_connected_pause_on_a_failure_and_never_rebuild_twice(
     _click(world, _plan_now(world, request), "rebuild")
 
     for _ in range(20):
+        rollouts.run(world.services)  # sees the wave REBUILDING
         sim.complete_pending()
-        rollouts.run(world.services)
+        rollouts.run(world.services)  # sees it back: the next wave starts
         in_flight = sum(1 for ws in workspaces if sim.workspace(ws)["State"] == "REBUILDING")
         assert in_flight <= batch
         rollout = _rollout(world, request)
@@ -239,6 +240,7 @@ def test_waves_skip_connected_pause_on_a_failure_and_never_rebuild_twice(
     for ws in connected:
         sim.set_connected(ws, False, at=0)
     for _ in range(20):
+        rollouts.run(world.services)
         sim.complete_pending()
         rollouts.run(world.services)
         if _rollout(world, request).state == "done":
@@ -380,3 +382,28 @@ def test_the_listing_shows_each_regions_image_count_against_the_quota(world: Wor
     ]
     assert any("2 of 40 images" in heading for heading in headings), headings
     assert fleet.source in str(listing["blocks"])
+
+
+def test_a_workspace_still_showing_its_old_state_after_the_rebuild_call_is_not_counted_done(
+    world: World,
+) -> None:
+    sim = world.simulator
+    fleet = _fleet(world, per_bundle=1)
+    request = _available(world, fleet.source)
+    _click(world, _plan(world, request), "bundles")
+    _click(world, _plan(world, request), "rebuild")
+    # RebuildWorkspaces is asynchronous: Describe may still show AVAILABLE for a moment.
+    for ws in fleet.workspaces:
+        sim.set_workspace_state(ws, "AVAILABLE")
+    rollouts.run(world.services)
+    assert "0 of 2 rebuilt" in str(_progress(world, request).blocks)
+    assert _rollout(world, request).state == "rebuilding"
+
+    for ws in fleet.workspaces:
+        sim.set_workspace_state(ws, "REBUILDING")
+    rollouts.run(world.services)
+    for ws in fleet.workspaces:
+        sim.set_workspace_state(ws, "AVAILABLE")
+    rollouts.run(world.services)
+    assert _rollout(world, request).state == "done"
+    assert "2 of 2 rebuilt" in str(_progress(world, request).blocks)
