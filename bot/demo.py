@@ -1,31 +1,55 @@
 """`wsimg demo`: the whole loop against the fake world, no AWS or Slack account needed.
 
 It starts the WorkSpaces simulator and the Slack stand-in on 127.0.0.1, serves the real app
-with the real scheduler, plays a scenario with signed requests (list → approve → follow-up)
-and prints what a channel would have seen, then the steps to a real Slack app and AWS account.
+with the real scheduler, plays a scenario with signed requests (list → approve → follow-up →
+rollout) and prints what a channel would have seen, then the steps to a real Slack app and AWS
+account.
+
+The rollout part runs without the scheduler: the demo itself finishes the rebuilds in the
+simulator and runs the rollout job's poll passes, each after the clicks before it are done, so
+the transcript reads the same on every run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, wait
 from typing import Any
+
+from slack_bolt import App
 
 from bot import redact
 from bot.config import Settings
+from bot.domain import rollout
+from bot.domain.context import Services
 from bot.fakes.slack import SlackUser, SlackWebAPI, find_buttons, render_transcript
-from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator, seed_demo_data
+from bot.fakes.workspaces import (
+    CLEARED_ENV,
+    RolloutSeed,
+    WorkSpacesSimulator,
+    seed_demo_data,
+    seed_rollout,
+)
+from bot.jobs import rollouts
 from bot.jobs.scheduler import build_scheduler
-from bot.runtime import build_services, http_server
+from bot.runtime import build_app, build_services, http_server
 from bot.slack.ids import Action
 from storage.db import ensure_schema
+from storage.models import RolloutState
 
 REGIONS = ("us-east-1", "eu-west-1")
 ALICE, CHANNEL = "U0ALICE", "C0ITOPS"
 BOB, ELSEWHERE = "U0BOB", "C0RANDOM"  # not an approver, in another channel
 TIMEOUT = 60.0
+# The rollout: two WorkSpaces a wave, so the seed's four idle ones take two waves. The seed's
+# users last connected hours to days ago; with no idle time asked for, the only one skipped is
+# the WorkSpace whose user is connected, until that user disconnects.
+REBUILD_BATCH = 2
+REBUILD_IDLE_HOURS = 0
 
 NEXT_STEPS = """\
 Next: connect a real Slack app and AWS account (README.md, in the sections named here):
@@ -43,13 +67,15 @@ def run_demo() -> int:
     bot_token = "xoxb-demo-" + secrets.token_hex(8)
     with (
         tempfile.TemporaryDirectory(prefix="wsimg-demo-") as tmp,
-        WorkSpacesSimulator(pending_seconds=3, seed=7) as simulator,
+        # Rebuilds end when the demo says so (complete_pending), never on their own.
+        WorkSpacesSimulator(pending_seconds=3, rebuild_seconds=3600, seed=7) as simulator,
         SlackWebAPI(bot_token=bot_token) as slack,
     ):
         # Secrets and the stand-in's response URLs never reach a log line.
         redact.install([bot_token, signing_secret], api_url=slack.api_url)
         _point_boto3_at(simulator)
         seed_demo_data(simulator, regions=REGIONS, per_region=6, seed=3)
+        fleet = seed_rollout(simulator, region=REGIONS[0])
         slack.set_user(ALICE, "alice")
         slack.set_user(BOB, "bob")
         slack.set_channel(CHANNEL, "it-ops")
@@ -62,26 +88,41 @@ def run_demo() -> int:
             regions=list(REGIONS),
             approvers=[ALICE],
             poll_seconds=1,
+            rebuild_batch=REBUILD_BATCH,
+            rebuild_idle_hours=REBUILD_IDLE_HOURS,
         )
         services = build_services(settings)
         ensure_schema(services.engine)
-        server = http_server(services, host="127.0.0.1", port=0).start()
+        app = build_app(settings, services)
+        listeners = _Listeners.around(app)
+        server = http_server(services, app=app, host="127.0.0.1", port=0).start()
         scheduler = build_scheduler(services)
         scheduler.start()
         try:
-            _play(
-                SlackUser(f"http://127.0.0.1:{server.port}/slack/events", signing_secret, slack),
-                slack,
-            )
+            user = SlackUser(f"http://127.0.0.1:{server.port}/slack/events", signing_secret, slack)
+            play = _Play(user, slack, simulator, services, listeners, fleet)
+            play.update()
+            # The scheduler posted the follow-up and the plan; the demo runs the rest of the
+            # poll passes itself, once the clicks before each are done.
+            scheduler.shutdown(wait=True)
+            play.roll_out()
+            play.trust_boundaries()
         finally:
-            scheduler.shutdown(wait=False)
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
             server.stop()
             services.engine.dispose()
+        connected = simulator.workspace(fleet.connected_workspace_id)["UserName"]
         print(
             f"wsimg demo — a fake WorkSpaces fleet ({len(simulator.images())} images in "
-            f"{', '.join(REGIONS)}) and a fake Slack workspace, both on 127.0.0.1.\n"
-            "Below: what #it-ops saw while alice listed the updates, approved one, and the "
-            "new image was built; then bob, who is no approver, asked from #random.\n"
+            f"{', '.join(REGIONS)}; {len(fleet.workspace_ids)} WorkSpaces on the bundles of "
+            f"one of them) and a fake Slack workspace, both on 127.0.0.1.\n"
+            "Below: what #it-ops saw while alice listed the updates, approved one and the new "
+            "image was built, then rolled it out: the bundles pointed at it, the WorkSpaces "
+            f"rebuilt {REBUILD_BATCH} at a time ({connected}'s waited while {connected} was "
+            f"connected and went in a later wave once {connected} had disconnected), the image "
+            "shared like the source, the source retired. Then bob, who is no approver, asked "
+            "from #random.\n"
         )
         print(render_transcript(slack))
         print(NEXT_STEPS, end="")
@@ -94,35 +135,134 @@ def _point_boto3_at(simulator: WorkSpacesSimulator) -> None:
     os.environ.update(simulator.environment(region=REGIONS[0]))
 
 
-def _play(user: SlackUser, slack: SlackWebAPI) -> None:
-    asked = user.command("updates", user_id=ALICE, channel_id=CHANNEL)
-    listing: dict[str, Any] = slack.wait_for_response(
-        asked.response_url, lambda payload: bool(payload.get("blocks")), timeout=TIMEOUT
-    )
-    approve = next(
-        button
-        for button in find_buttons(listing["blocks"])
-        if button["action_id"].startswith(Action.APPROVE.value)
-    )
-    # The listing is the command's ephemeral answer: the click is on it, as in Slack.
-    user.click_button(approve, user_id=ALICE, channel_id=CHANNEL, message=listing)
-    reply = slack.wait_for(
-        lambda call: call.method == "chat.postMessage" and bool(call.args.get("thread_ts")),
-        timeout=TIMEOUT,
-    )
-    # The announcement is brought up to date after its follow-up: wait a little for that edit,
-    # so #it-ops' story reads in one piece before bob's part.
-    with contextlib.suppress(TimeoutError):
-        slack.wait_for(
-            lambda call: (
-                call.method == "chat.update" and call.args.get("ts") == reply.args.get("thread_ts")
-            ),
-            timeout=10.0,
-            since=slack.calls.index(reply) + 1,
-        )
-    # Trust boundaries: what #it-ops did stays in #it-ops, and digests are not for anyone.
-    for text in ("history", "subscribe * * * * *"):
-        asked = user.command(text, user_id=BOB, channel_id=ELSEWHERE)
-        slack.wait_for_response(
+class _Listeners(Executor):
+    """The app's listener pool, with every future kept: the demo waits until what a click set
+    going has finished before it runs a poll pass, so the two never show progress at once."""
+
+    def __init__(self, inner: Executor) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._futures: list[Future[Any]] = []
+
+    @classmethod
+    def around(cls, app: App) -> _Listeners:
+        runner = app.listener_runner
+        tracking = cls(runner.listener_executor)
+        runner.listener_executor = tracking
+        runner.lazy_listener_runner.executor = tracking  # type: ignore[attr-defined]
+        return tracking
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = self._inner.submit(fn, *args, **kwargs)
+        with self._lock:
+            self._futures.append(future)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._inner.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def settle(self, timeout: float) -> None:
+        with self._lock:
+            futures, self._futures = self._futures, []
+        _, running = wait(futures, timeout=timeout)
+        if running:
+            raise TimeoutError(f"{len(running)} listener(s) still running after {timeout} s")
+
+
+class _Play:
+    """The scenario, as alice and bob play it in the Slack stand-in."""
+
+    def __init__(
+        self,
+        user: SlackUser,
+        slack: SlackWebAPI,
+        simulator: WorkSpacesSimulator,
+        services: Services,
+        listeners: _Listeners,
+        fleet: RolloutSeed,
+    ) -> None:
+        self.user, self.slack, self.simulator = user, slack, simulator
+        self.services, self.listeners, self.fleet = services, listeners, fleet
+        self.thread_ts = self.rollout_id = ""
+
+    def update(self) -> None:
+        """alice lists the updates and approves the seeded image; the scheduler follows the
+        build and posts the AVAILABLE follow-up and the rollout plan in its thread."""
+        asked = self.user.command("updates", user_id=ALICE, channel_id=CHANNEL)
+        listing: dict[str, Any] = self.slack.wait_for_response(
             asked.response_url, lambda payload: bool(payload.get("blocks")), timeout=TIMEOUT
         )
+        approve = next(
+            button
+            for button in find_buttons(listing["blocks"])
+            if button["action_id"].startswith(Action.APPROVE.value)
+            and self.fleet.image_id in button["section"]
+        )
+        # The listing is the command's ephemeral answer: the click is on it, as in Slack.
+        self.user.click_button(approve, user_id=ALICE, channel_id=CHANNEL, message=listing)
+        plan = self.slack.wait_for(
+            lambda call: (
+                call.method == "chat.postMessage"
+                and bool(call.args.get("thread_ts"))
+                and str(call.args.get("text", "")).startswith("Rollout of")
+            ),
+            timeout=TIMEOUT,
+        )
+        self.thread_ts = str(plan.args["thread_ts"])
+        self.rollout_id = str(find_buttons(plan.args["blocks"])[0]["value"])
+
+    def roll_out(self) -> None:
+        """alice points the bundles and starts the rebuild; two waves take the four idle
+        WorkSpaces while bchen's waits (he is connected); she shares the new image and retires
+        the source; bchen disconnects and a third wave takes his."""
+        self._click("Rollout of", Action.ROLLOUT_BUNDLES)
+        self._click("Rollout of", Action.ROLLOUT_REBUILD)  # wave 1 starts
+        self._rebuilds_end()  # wave 1 is back, wave 2 starts
+        self._rebuilds_end()  # wave 2 is back; bchen is still connected
+        self._click("Rollout of", Action.ROLLOUT_SHARE)
+        self._click("Rollout of", Action.ROLLOUT_RETIRE)
+        self.simulator.set_connected(self.fleet.connected_workspace_id, False)
+        rollouts.run(self.services)  # wave 3 takes bchen's WorkSpace
+        self._rebuilds_end()  # and the rollout is done
+        # Every WorkSpace rebuilt once, from the new image, and the rollout done.
+        done, _ = rollout.load(self.services, self.rollout_id)
+        fleet = [self.simulator.workspace(ws) for ws in self.fleet.workspace_ids]
+        rebuilt = [(ws["UserName"], ws["rebuilds"], ws["built_from_image_id"]) for ws in fleet]
+        if done.state != RolloutState.done or any(
+            times != 1 or image != done.new_image_id for _, times, image in rebuilt
+        ):
+            raise RuntimeError(
+                f"the demo's rollout is {done.state}, not done; (user, rebuilds, image): {rebuilt}"
+            )
+
+    def trust_boundaries(self) -> None:
+        """What #it-ops did stays in #it-ops, and digests are not for anyone."""
+        for text in ("history", "subscribe * * * * *"):
+            asked = self.user.command(text, user_id=BOB, channel_id=ELSEWHERE)
+            self.slack.wait_for_response(
+                asked.response_url, lambda payload: bool(payload.get("blocks")), timeout=TIMEOUT
+            )
+
+    def _rebuilds_end(self) -> None:
+        rollouts.run(self.services)  # a poll while they rebuild: wsimg sees them REBUILDING
+        self.simulator.complete_pending()
+        rollouts.run(self.services)  # a poll once they are back: the next wave, if any
+
+    def _latest(self, starts: str) -> Any:
+        found = [
+            m
+            for m in self.slack.thread(CHANNEL, self.thread_ts)
+            if (m.text or "").startswith(starts)
+        ]
+        if not found:
+            raise RuntimeError(f"no message starting {starts!r} in the update's thread")
+        return found[-1]
+
+    def _click(self, starts: str, action: Action) -> None:
+        message = self._latest(starts)
+        button = next(
+            b for b in find_buttons(message.blocks) if b["action_id"].startswith(action.value)
+        )
+        clicked = self.user.click_button(button, user_id=ALICE, channel_id=CHANNEL, message=message)
+        self.slack.wait_for_response(clicked.response_url, timeout=TIMEOUT)
+        self.listeners.settle(TIMEOUT)

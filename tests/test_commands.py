@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,14 +39,36 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_demo_prints_the_listing_the_approval_and_the_available_follow_up() -> None:
+def test_demo_prints_the_listing_the_approval_the_follow_up_and_the_rollout() -> None:
     result = _wsimg("demo", env=_clean_env())
     assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
     out = result.stdout
     assert "/wsimg updates" in out
     assert "have a WorkSpaces update available" in out
     assert "approved the WorkSpaces update of" in out
     assert "reply in thread" in out and "is AVAILABLE" in out
+
+    # The rollout, after the AVAILABLE follow-up and in its thread: the plan, each step a click
+    # on its button with Slack's confirm dialog, and what it changed.
+    rollout = out.partition("is AVAILABLE, updated from")[2].partition("> bob in #random")[0]
+    assert "Rollout of" in rollout, out
+    for label in ("Point 2 bundles", "Rebuild 5 WorkSpaces", "Share with 1 account", "Retire"):
+        assert f"> alice in #it-ops clicked [{label}" in rollout, (label, out)
+    assert rollout.count("Slack asked first:") == 4, out
+    assert "bundles pointed by @alice" in rollout, out
+    assert "on the new image" in rollout, out
+    # Two WorkSpaces a wave: two waves take the four idle ones while the connected one waits,
+    # then a third takes it once its user disconnected.
+    waves = [int(n) for n in re.findall(r"Rebuild of `wsi-\w+` — \w+: wave (\d+):", rollout)]
+    assert waves[0] == 1 and 2 in waves, out
+    assert re.search(r"wave 1: 0 of 5 rebuilt, 2 rebuilding, 1 skipped \(connected\)", rollout)
+    assert re.search(r"wave 2: 4 of 5 rebuilt, 1 skipped \(connected\)", rollout), out
+    assert "done: wave 3: 5 of 5 rebuilt, 0 failed" in rollout, out
+    assert "shared by @alice" in rollout, out
+    assert re.search(r"the new image with \d{12}\.", rollout), out
+    assert "source retired by @alice" in rollout, out
+    assert "Shared: the source with no account" in rollout, out
 
 
 def test_updates_prints_the_listing_and_json(tmp_path: Path) -> None:
