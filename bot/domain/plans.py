@@ -9,6 +9,10 @@ from bot.aws.rollout import Bundle
 from storage.models import Rollout, RolloutState, UpdateRequest
 
 
+# The reason of a WorkSpace that waits only because the wave it fits in has not come yet.
+QUEUED = "not yet"
+
+
 @dataclass(frozen=True)
 class BundleUse:
     bundle: Bundle
@@ -37,7 +41,10 @@ class Progress:
         if self.in_flight:
             text += f", {self.in_flight} rebuilding"
         for why, count in sorted(self.waiting.items()):
-            text += f", {count} skipped ({why})"
+            if why == QUEUED:
+                text += f", {count} queued for a later wave"
+            else:
+                text += f", {count} skipped ({why})"
         text += f", {len(self.failed)} failed"
         if self.unconfirmed:
             text += f", {len(self.unconfirmed)} to check by hand"

@@ -112,6 +112,7 @@ def plan(found: Plan) -> Message:
             blocks.append(context(f":x: {escape(failure)} — click again to retry"))
     buttons = _plan_buttons(found)
     if buttons:
+        blocks.append(section("*Next*: each step asks before it changes anything."))
         blocks.append({"type": "actions", "elements": buttons})
     else:
         blocks.append(context("Nothing is left to do here."))
