@@ -1,10 +1,16 @@
 """What the domain needs from the outside that is not storage or AWS, as protocols: the
 notifier that tells Slack (bot/slack/notify.py implements it) and the user-group lookup of
-the approval policy (bot/slack/groups.py). The domain depends on these, never on Slack."""
+the approval policy (bot/slack/groups.py). The domain depends on these, never on Slack.
+
+``Home`` is what the notifier is handed to show on a person's Home tab. It is defined here,
+with the port that takes it, because bot/domain/home.py (which fills it in) needs the
+services and so cannot be imported by this module."""
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from bot.domain.pages import Digest
@@ -18,6 +24,30 @@ class Delivery(enum.Enum):
     posted = "posted"
     undeliverable = "undeliverable"  # no place will ever take it
     retry = "retry"  # a passing failure: the next poll tries again
+
+
+@dataclass(frozen=True)
+class HomeRollout:
+    """A rollout rebuilding (or paused), as a Home tab shows it."""
+
+    rollout: Rollout
+    request: UpdateRequest
+    progress: Progress | None
+    may_decide: bool  # the viewer may Pause / Resume it (checked again on the click)
+
+
+@dataclass(frozen=True)
+class Home:
+    """What one person's Home tab shows; bot/domain/home.py decides what they may see."""
+
+    user_id: str
+    everything: bool  # an approver: every channel's requests, not only their own
+    waiting: list[UpdateRequest]  # for a decision (four eyes), oldest first
+    building: list[UpdateRequest]  # approved, being created or PENDING, oldest first
+    rollouts: list[HomeRollout]
+    finished: list[UpdateRequest]  # the last few, newest first
+    as_of: datetime  # when it was read: an older Home is never shown over a newer one
+    notice: str | None = None  # the answer to a click on the Home tab, as Slack mrkdwn
 
 
 class Notifier(Protocol):
@@ -42,6 +72,14 @@ class Notifier(Protocol):
     def rollout_progress(self, rollout: Rollout, progress: Progress) -> str | None:
         """Show the progress in the thread: edit the message at ``rollout.progress_ts``, or
         post one; the ts of the message showing it, None if Slack took neither."""
+
+    def publish_home(self, home: Home) -> bool:
+        """Show ``home`` on its user's Home tab; whether it is shown (False too when a Home
+        read later than this one is already shown to them)."""
+
+    def home_viewers(self) -> list[str]:
+        """The users whose Home tab this process has shown (a bounded number, in the order
+        first shown): those whose Home a change refreshes."""
 
 
 class GroupMembers(Protocol):

@@ -65,7 +65,20 @@ def _may(services: Services, rollout: Rollout, request: UpdateRequest, user_id: 
         )
 
 
+# The channel a click on a person's Home tab is taken as coming from (handlers/home.py). It is
+# no channel ID, which every channel a payload names must be (bot/slack/inbound.py), so no
+# click, command or Socket Mode request can name it.
+HOME_TAB = "home-tab"
+
+
 def _in_its_channel(rollout: Rollout, channel_id: str | None) -> None:
+    """A rollout is run from its channel, whose thread shows who did what. The one other place
+    is an approver's Home tab, for Pause and Resume: handlers/home.py passes ``HOME_TAB`` for
+    those two buttons only (any other button clicked there is refused before the domain), the
+    thread still shows the progress they change, and who clicked is checked next (``_may``)
+    as for every click. Any other channel, or none, is refused when the rollout has one."""
+    if channel_id == HOME_TAB:
+        return
     if rollout.channel_id and channel_id != rollout.channel_id:
         raise RolloutRefused(
             f"This rollout is run from <#{rollout.channel_id}>: use the buttons in its thread."

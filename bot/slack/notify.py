@@ -1,13 +1,17 @@
 """Messages the bot posts on its own: approval announcements, their updates, follow-ups,
-digests. The domain's ``Notifier`` port (bot/domain/ports.py), implemented for Slack.
+digests, and the Home tabs. The domain's ``Notifier`` port (bot/domain/ports.py), implemented
+for Slack.
 
 These go through chat.postMessage / chat.update with the stored channel and ts, never the
-response_url, which expires after 30 minutes and a handful of uses.
+response_url, which expires after 30 minutes and a handful of uses. Home tabs go through
+views.publish, one user's at a time.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
@@ -15,9 +19,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.domain.pages import Digest
 from bot.domain.plans import Plan, Progress
-from bot.domain.ports import Delivery
+from bot.domain.ports import Delivery, Home
 from bot.errors import WsimgError
-from bot.slack import blocks, digest_view, rollout_view
+from bot.slack import blocks, digest_view, home_view, rollout_view
 from storage.models import Rollout, UpdateRequest
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,9 @@ UNDELIVERABLE = frozenset(
 
 
 FOLLOWUP_EVENT = "wsimg_followup"
+# The Home tabs a change refreshes: those this process has shown, the first shown dropped first.
+# Kept in memory: after a restart a Home tab is refreshed again once its user opens it.
+MAX_HOME_VIEWERS = 200
 
 
 def followup_metadata(request: UpdateRequest) -> dict[str, Any]:
@@ -53,6 +60,9 @@ class NotPosted(WsimgError):
 class SlackNotifier:
     def __init__(self, client: WebClient) -> None:
         self._client = client
+        self._homes_lock = threading.Lock()
+        self._homes: dict[str, datetime] = {}  # user → when the Home last shown was read
+        self._home_locks: dict[str, threading.Lock] = {}  # one publish per user at a time
 
     def announce(self, request: UpdateRequest) -> tuple[str, str] | None:
         """Post the approval in its channel; (channel, ts) for the follow-up thread.
@@ -209,3 +219,39 @@ class SlackNotifier:
         except OSError as exc:
             log.warning("could not reach Slack for a rollout's progress: %s", type(exc).__name__)
         return None
+
+    def publish_home(self, home: Home) -> bool:
+        """views.publish. One user's Home is published by one thread at a time, and one read
+        before the Home last shown to them is dropped: a slow refresh never hides a newer one.
+        A user Slack says is gone is no longer refreshed."""
+        user = home.user_id
+        with self._homes_lock:
+            lock = self._home_locks.setdefault(user, threading.Lock())
+        with lock:
+            with self._homes_lock:
+                shown = self._homes.get(user)
+            if shown is not None and home.as_of < shown:
+                return False
+            try:
+                self._client.views_publish(user_id=user, view=home_view.home(home))
+            except SlackApiError as exc:
+                error = str(exc.response.get("error"))
+                log.warning("could not publish a Home tab: %s", error)
+                if error in UNDELIVERABLE:
+                    with self._homes_lock:
+                        self._homes.pop(user, None)
+                return False
+            except OSError as exc:
+                log.warning("could not reach Slack for a Home tab: %s", type(exc).__name__)
+                return False
+            with self._homes_lock:
+                self._homes[user] = home.as_of
+                while len(self._homes) > MAX_HOME_VIEWERS:
+                    first = next(iter(self._homes))
+                    del self._homes[first]
+                    self._home_locks.pop(first, None)
+        return True
+
+    def home_viewers(self) -> list[str]:
+        with self._homes_lock:
+            return list(self._homes)

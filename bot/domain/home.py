@@ -1,0 +1,95 @@
+"""What a person's Home tab shows: the update requests waiting for a decision, the images
+being built, the rollouts rebuilding WorkSpaces (with their progress) and the last ten
+finished requests. It is shown when they open the tab and refreshed when a rollout's progress
+changes (bot/domain/waves.py ``publish``).
+
+Who sees what. A request belongs to its channel, and the Home tab has no channel, so the rule
+of `/wsimg status` (the channel asked in) cannot apply. Instead:
+
+* an approver (WSIMG_APPROVERS) sees every request and every rollout, as `/wsimg status all`
+  shows them to approvers only; a Home tab is seen by its owner alone;
+* anyone else sees only the requests they made themselves (``requested_by``) and the
+  rollouts of those, wherever they were made: never another person's request, and so never
+  one from a channel they were not in when they asked.
+
+The rule is applied to the rows read (``crud.Scope``), before anything is rendered, every time
+a Home is read: someone who stops being an approver sees only their own at the next refresh.
+Pause and Resume are offered to those who may click them (an approver; with four eyes not the
+rollout's requester), and the click is checked again (bot/domain/rollout.py).
+"""
+
+from __future__ import annotations
+
+from bot.domain.context import Services
+from bot.domain.ports import Home, HomeRollout
+from bot.domain.rollout import progress
+from storage import crud
+from storage import rollouts as store
+from storage.db import session_scope
+from storage.models import (
+    IN_FLIGHT,
+    TERMINAL,
+    Rollout,
+    RolloutState,
+    State,
+    UpdateRequest,
+    utcnow,
+)
+
+FINISHED_SHOWN = 10
+IN_FLIGHT_ROLLOUTS = (RolloutState.rebuilding, RolloutState.paused)
+
+
+def of(services: Services, *, user_id: str, notice: str | None = None) -> Home:
+    """``user_id``'s Home as it stands now: only what they may see (the module's rule)."""
+    as_of = utcnow()
+    policy = services.policy
+    everything = policy.can_approve(user_id)
+    scope = crud.Scope() if everything else crud.Scope(requested_by=user_id)
+
+    live: list[tuple[Rollout, UpdateRequest]] = []
+    with session_scope(services.engine) as session:
+        in_flight = crud.requests_in(session=session, states=IN_FLIGHT, scope=scope)
+        # Newest first by when they were asked for; the in-flight ones among them are skipped,
+        # so reading that many more always leaves the newest finished ones.
+        recent = crud.recent_requests(
+            session=session, limit=len(in_flight) + FINISHED_SHOWN, scope=scope
+        )
+        for rollout in store.in_states(session=session, states=IN_FLIGHT_ROLLOUTS):
+            request = crud.get_request(session=session, request_id=rollout.id)
+            if request is not None and (everything or request.requested_by == user_id):
+                live.append((rollout, request))
+    finished = [r for r in recent if r.state in TERMINAL][:FINISHED_SHOWN]
+    finished.sort(key=lambda r: r.completed_at or r.updated_at, reverse=True)
+    return Home(
+        user_id=user_id,
+        everything=everything,
+        waiting=[r for r in in_flight if r.state == State.requested],
+        building=[r for r in in_flight if r.state != State.requested],
+        rollouts=[
+            HomeRollout(
+                rollout=rollout,
+                request=request,
+                progress=progress(services, rollout),
+                may_decide=everything
+                and not (policy.four_eyes and request.requested_by == user_id),
+            )
+            for rollout, request in live
+        ],
+        finished=finished,
+        as_of=as_of,
+        notice=notice,
+    )
+
+
+def show(services: Services, *, user_id: str, notice: str | None = None) -> bool:
+    """Show ``user_id`` their Home as it stands now (``notice`` first, if any); whether it is
+    shown."""
+    return services.notifier.publish_home(of(services, user_id=user_id, notice=notice))
+
+
+def refresh(services: Services) -> None:
+    """Something the Home tabs show changed: show it to everyone whose Home tab this process
+    has shown, each their own."""
+    for user_id in services.notifier.home_viewers():
+        show(services, user_id=user_id)
