@@ -9,17 +9,20 @@ Three pieces, all reached over real HTTP on 127.0.0.1 so the code under test run
   endpoints, and records every call and the resulting channel state for assertions.
   It also plays modals: views.open (with Slack's single-use, 3-second trigger_ids) and
   views.update, validated like Slack (``invalid_arguments``), kept per user in
-  :meth:`SlackWebAPI.views`.
+  :meth:`SlackWebAPI.views`; and the Home tab: views.publish, validated like Slack, one view
+  per user in :meth:`SlackWebAPI.home`.
 * :class:`SlackUser` plays the Slack platform toward the bot app: it sends signed slash
-  commands, button clicks and modal submissions (v0 HMAC-SHA256) to the app's events URL,
-  exactly as Slack does, and can also send unsigned, wrongly signed or stale requests.
+  commands, button clicks, modal submissions, the ``app_home_opened`` event and clicks on the
+  Home tab (v0 HMAC-SHA256) to the app's events URL, exactly as Slack does, and can also send
+  unsigned, wrongly signed or stale requests.
 * :func:`render_transcript` / :func:`blocks_to_text` turn what the bot said into plain text for
   a terminal (the ``wsimg demo`` transcript, and readable test failure output).
 
 By subject: ``blockkit`` (the limits Slack checks), ``records`` (what is recorded), ``state``,
 ``api`` (the HTTP server, records, fault injection), ``methods`` (chat, conversations, users),
-``responses`` (response_url), ``views`` (modals), ``users`` (:class:`SlackUser`) and
-``transcript``. Only the standard library is used, so the package ships for the demo.
+``responses`` (response_url), ``views`` (modals), ``home`` (the Home tab), ``users``
+(:class:`SlackUser`) and ``transcript``. Only the standard library is used, so the package
+ships for the demo.
 """
 
 from bot.fakes.slack.api import Predicate, SlackWebAPI
@@ -29,6 +32,7 @@ from bot.fakes.slack.blockkit import (
     MODAL_TEXT_MAX,
     find_buttons,
     validate_blocks,
+    validate_home_view,
     validate_view,
 )
 from bot.fakes.slack.records import (
@@ -81,5 +85,6 @@ __all__ = [
     "render_transcript",
     "sign_request",
     "validate_blocks",
+    "validate_home_view",
     "validate_view",
 ]

@@ -3,8 +3,8 @@
 :class:`SlackWebAPI` serves ``/api/<method>`` and the response URLs, checks the bot token,
 injects rate limits (HTTP 429 + ``Retry-After``), other errors and held replies, and records
 every call in order. The methods themselves live by subject: :mod:`~bot.fakes.slack.methods`
-(chat, conversations, users), :mod:`~bot.fakes.slack.responses` (response_url) and
-:mod:`~bot.fakes.slack.views` (modals).
+(chat, conversations, users), :mod:`~bot.fakes.slack.responses` (response_url),
+:mod:`~bot.fakes.slack.views` (modals) and :mod:`~bot.fakes.slack.home` (the Home tab).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from bot.fakes.hold import Hold
+from bot.fakes.slack.home import HomeTabs
 from bot.fakes.slack.methods import WebMethods
 from bot.fakes.slack.records import Interaction, Message, RecordedCall, TimelineEntry
 from bot.fakes.slack.responses import ResponseUrls
@@ -85,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class SlackWebAPI(WebMethods, ResponseUrls, ModalViews):
+class SlackWebAPI(WebMethods, ResponseUrls, ModalViews, HomeTabs):
     """A Slack Web API stand-in that slack_sdk reaches over real HTTP on 127.0.0.1.
 
     Use as a context manager (or ``start()``/``stop()``); point ``WebClient(base_url=...)`` or
@@ -243,9 +244,11 @@ class SlackWebAPI(WebMethods, ResponseUrls, ModalViews):
                 self._cond.wait(remaining)
 
     def reset(self) -> None:
-        """Forget recorded calls, messages, responses and modals (configuration is kept)."""
+        """Forget recorded calls, messages, responses, modals and Home tabs (configuration is
+        kept)."""
         with self._lock:
             self._views.clear()
+            self._homes.clear()
             self._calls.clear()
             self._responses.clear()
             self._rejected_responses.clear()
@@ -349,6 +352,7 @@ _METHODS: dict[str, Callable[[SlackWebAPI, dict[str, Any]], dict[str, Any]]] = {
     "conversations.replies": SlackWebAPI._conversations_replies,
     "views.open": SlackWebAPI._views_open,
     "views.update": SlackWebAPI._views_update,
+    "views.publish": SlackWebAPI._views_publish,
 }
 
 

@@ -1,6 +1,7 @@
-"""Block Kit as Slack checks it: the limits a message or a modal view must keep
-(:func:`validate_blocks`, :func:`validate_view`, Slack-style errors with json-pointers), the
-ids Slack fills in, and the buttons a message holds (:func:`find_buttons`)."""
+"""Block Kit as Slack checks it: the limits a message, a modal or a Home tab must keep
+(:func:`validate_blocks`, :func:`validate_view`, :func:`validate_home_view`, Slack-style
+errors with json-pointers), the ids Slack fills in, and the buttons a message holds
+(:func:`find_buttons`)."""
 
 from __future__ import annotations
 
@@ -104,6 +105,22 @@ class _BlockChecker:
             ]
             if inputs:
                 self.err(f"/blocks/{inputs[0]}/input", "must define `submit` to use `input` block")
+
+    def home(self, v: Any) -> None:
+        """A Home tab view, as views.publish takes it: no title, submit or close."""
+        if not isinstance(v, dict):
+            self.err("", "must be an object")
+            return
+        if v.get("type") is None:
+            self.err("/type", "missing required field: type")
+        elif v["type"] != "home":
+            self.err("/type", "must be a valid enum value")
+        for key, limit in (("callback_id", 255), ("private_metadata", 3000), ("external_id", 255)):
+            self.max_str(v.get(key), f"/{key}", limit)
+        if v.get("blocks") is None:
+            self.err("/blocks", "missing required field: blocks")
+            return
+        self.check(v["blocks"])
 
     def check(self, blocks: Any) -> None:
         if not isinstance(blocks, list):
@@ -315,6 +332,20 @@ def validate_view(view: Any) -> list[str]:
         action_ids_per_block=True,
     )
     checker.view(view)
+    return checker.errors
+
+
+def validate_home_view(view: Any) -> list[str]:
+    """Check a Home tab view the way views.publish does: ``type`` is ``home``; ``callback_id``
+    ≤ 255, ``private_metadata`` ≤ 3000, ``external_id`` ≤ 255; at most 100 blocks, checked as
+    :func:`validate_view` checks a modal's. Slack-style errors under ``/view``."""
+    checker = _BlockChecker(
+        MAX_BLOCKS_PER_VIEW,
+        root="/view",
+        block_types=_VIEW_BLOCK_TYPES,
+        action_ids_per_block=True,
+    )
+    checker.home(view)
     return checker.errors
 
 

@@ -86,10 +86,10 @@ class Message:
 class Interaction:
     """Something a person did in Slack (sent by :class:`SlackUser`) and the app's ack."""
 
-    kind: str  # "command", "click", "view_submission" or "view_closed"
+    kind: str  # "command", "click", "view_submission", "view_closed" or "home_opened"
     user_id: str
-    channel_id: str  # "" for modal interactions
-    text: str  # "/wsimg updates", the clicked button's label, or the modal's title
+    channel_id: str  # "" for modal and Home tab interactions
+    text: str  # "/wsimg updates", the button's label, the modal's title, or the tab opened
     time: float
     status: int | None = None
     ack: Any = None  # parsed JSON ack, ack text, or None when the ack was empty
@@ -178,3 +178,36 @@ class TimelineEntry:
     response: RecordedResponse | None = None
     interaction: Interaction | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HttpResult:
+    """The app's answer to a request. ``headers`` keys are lower-case."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+    json: Any
+    elapsed: float
+    request_body: bytes = field(default=b"", repr=False)
+    content_type: str = field(default="", repr=False)
+    response_url: str | None = None
+    view_id: str | None = None  # the modal a view_submission / view_closed was about
+    view_outcome: str | None = None  # what Slack did with the ack (see ViewSubmission.outcome)
+
+    @property
+    def response_action(self) -> str | None:
+        """``response_action`` of a view_submission ack (None for an empty ack)."""
+        return self.json.get("response_action") if isinstance(self.json, dict) else None
+
+    @property
+    def view_errors(self) -> dict[str, str]:
+        """``{block_id: message}`` of a ``response_action: errors`` ack, else empty."""
+        if self.response_action != "errors" or not isinstance(self.json.get("errors"), dict):
+            return {}
+        return {str(k): str(v) for k, v in self.json["errors"].items()}
+
+    @property
+    def view_closed(self) -> bool:
+        """True when the ack closed the submitted modal (empty ack or ``clear``)."""
+        return self.view_outcome in ("closed", "cleared")

@@ -1,6 +1,7 @@
 """What the Slack stand-in holds, behind one lock: the workspace's users and channels, its
-messages, response URLs, trigger_ids and modals. :class:`SlackState` is the base the parts of
-:class:`~bot.fakes.slack.api.SlackWebAPI` share (the Web API methods, response URLs, modals)."""
+messages, response URLs, trigger_ids, modals and Home tabs. :class:`SlackState` is the base
+the parts of :class:`~bot.fakes.slack.api.SlackWebAPI` share (the Web API methods, response
+URLs, modals, Home tabs)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ class SlackState:
         self._trigger_counter = itertools.count(1)
         self._views: dict[str, ModalView] = {}  # by view id, in the order they were opened
         self._view_counter = itertools.count(1)
+        self._homes: dict[str, list[dict[str, Any]]] = {}  # user → Home views published, in order
         self.set_user(BOT_USER_ID, BOT_NAME, is_bot=True)
 
     # -- where it listens -------------------------------------------------------------------

@@ -136,8 +136,9 @@ def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = N
     """Everything people did and the bot said, in time order, as readable plain text.
 
     Covers slash commands and clicks sent by :class:`SlackUser` (with their acks),
-    chat.postMessage / update / postEphemeral / delete, response_url payloads, and modals
-    (``modal opened for bob: Reject update``, then what was submitted). Thread replies are
+    chat.postMessage / update / postEphemeral / delete, response_url payloads, modals
+    (``modal opened for bob: Reject update``, then what was submitted) and Home tabs (opened,
+    clicked, and what views.publish showed: the changed lines after the first). Thread replies are
     indented under a ``↳`` marker. A click shows the button's label, the item it is for and
     its confirmation dialog; an edit or replacement shows the changed lines (``-``/``+``).
     """
@@ -180,10 +181,14 @@ def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = N
             if i.kind in ("view_submission", "view_closed"):
                 out.append(_modal_interaction_lines(i, who))
                 continue
+            if i.kind == "home_opened":
+                out.append([f"> {who(i.user_id)} opened {BOT_NAME}'s {i.text.capitalize()} tab"])
+                continue
             if i.kind == "command":
                 lines = [f"> {who(i.user_id)} in {where(i.channel_id)}: {i.text}"]
-            else:
-                lines = _click_lines(i, who, where(i.channel_id), names)
+            else:  # a click on a message, or on the Home tab (no channel)
+                place = where(i.channel_id) if i.channel_id else "the Home tab"
+                lines = _click_lines(i, who, place, names)
             if i.status is not None and i.status >= 300:
                 lines.append(f"    (the app answered HTTP {i.status})")
             ack = i.ack
@@ -219,6 +224,11 @@ def render_transcript(api: SlackWebAPI, *, user_names: dict[str, str] | None = N
             elif call.method in ("views.open", "views.update"):
                 verb = "opened" if call.method == "views.open" else "updated"
                 out.append([f"modal {verb} for {who(d.get('user'))}: {d.get('title')}"])
+            elif call.method == "views.publish":
+                view = args.get("view")
+                blocks = view.get("blocks") if isinstance(view, Mapping) else None
+                body = _content_text(None, blocks, names)
+                emit_change(f"Home tab of {who(d.get('user'))}", d.get("before"), body)
         elif entry.response is not None:
             payload, d = entry.response.payload, entry.detail
             body = _content_text(payload.get("text"), payload.get("blocks"), names)

@@ -1,6 +1,7 @@
-"""Slack toward the app: :class:`SlackUser` sends signed slash commands, button clicks and
-modal submissions / closes (v0 HMAC-SHA256) to the app's events URL, exactly as Slack does,
-and can also send unsigned, wrongly signed or stale requests and Slack's retries."""
+"""Slack toward the app: :class:`SlackUser` sends signed slash commands, button clicks,
+modal submissions / closes and the Home tab's event and clicks (v0 HMAC-SHA256) to the app's
+events URL, exactly as Slack does, and can also send unsigned, wrongly signed or stale
+requests and Slack's retries."""
 
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from bot.fakes.slack.api import SlackWebAPI
 from bot.fakes.slack.blockkit import TEXT_INPUT_TYPES, block_elements, find_buttons
+from bot.fakes.slack.home import home_click, home_opened
 from bot.fakes.slack.records import (
     APP_ID,
     VERIFICATION_TOKEN,
+    HttpResult,
     Interaction,
     Message,
     ModalView,
@@ -34,39 +36,6 @@ def sign_request(signing_secret: str, timestamp: int | str, body: bytes) -> str:
     """Slack's v0 signature: ``v0=`` + hex HMAC-SHA256 over ``v0:{timestamp}:{body}``."""
     base = b"v0:" + str(timestamp).encode("ascii") + b":" + body
     return "v0=" + hmac.new(signing_secret.encode("utf-8"), base, hashlib.sha256).hexdigest()
-
-
-@dataclass
-class HttpResult:
-    """The app's answer to a request. ``headers`` keys are lower-case."""
-
-    status: int
-    headers: dict[str, str]
-    body: str
-    json: Any
-    elapsed: float
-    request_body: bytes = field(default=b"", repr=False)
-    content_type: str = field(default="", repr=False)
-    response_url: str | None = None
-    view_id: str | None = None  # the modal a view_submission / view_closed was about
-    view_outcome: str | None = None  # what Slack did with the ack (see ViewSubmission.outcome)
-
-    @property
-    def response_action(self) -> str | None:
-        """``response_action`` of a view_submission ack (None for an empty ack)."""
-        return self.json.get("response_action") if isinstance(self.json, dict) else None
-
-    @property
-    def view_errors(self) -> dict[str, str]:
-        """``{block_id: message}`` of a ``response_action: errors`` ack, else empty."""
-        if self.response_action != "errors" or not isinstance(self.json.get("errors"), dict):
-            return {}
-        return {str(k): str(v) for k, v in self.json["errors"].items()}
-
-    @property
-    def view_closed(self) -> bool:
-        """True when the ack closed the submitted modal (empty ack or ``clear``)."""
-        return self.view_outcome in ("closed", "cleared")
 
 
 class SlackUser:
@@ -309,6 +278,48 @@ class SlackUser:
         return self.click(
             button["action_id"], button.get("value"), user_id=user_id, button=button, **kwargs
         )
+
+    def open_home(self, *, user_id: str, tab: str = "home") -> HttpResult:
+        """Open the app's Home tab (``tab="messages"``: its Messages tab) as ``user_id``: the
+        signed JSON ``app_home_opened`` event Slack sends, with the Home last published."""
+        body = home_opened(
+            self.api,
+            user_id=user_id,
+            team_id=self.team_id,
+            app_id=self.app_id,
+            enterprise_id=self.enterprise_id,
+            tab=tab,
+        )
+        interaction = Interaction("home_opened", user_id, "", tab, time.time())
+        self.api.record_interaction(interaction)
+        result = self.post(json.dumps(body).encode("utf-8"), "application/json")
+        _set_ack(interaction, result)
+        return result
+
+    def click_home(self, button: Mapping[str, Any], *, user_id: str) -> HttpResult:
+        """Click ``button`` (from :func:`find_buttons` on ``api.home(user_id)["blocks"]``, or
+        a forged one) on ``user_id``'s Home tab, as Slack sends it: no channel, no
+        response_url, the Home view in the payload."""
+        view = self.api.home(user_id)
+        if view is None:
+            raise ValueError(f"no Home tab is published for {user_id}")
+        payload = home_click(
+            view,
+            button,
+            user=self._user(user_id, None),
+            team={"id": self.team_id, "domain": self.api.team_domain},
+            enterprise=self._enterprise(),
+            app_id=self.app_id,
+            trigger_id=self._trigger_id(user_id),
+            action_ts=self.api.next_ts(),
+        )
+        label = str(button.get("text") or button["action_id"])
+        interaction = Interaction("click", user_id, "", label, time.time())
+        interaction.detail = {"section": button.get("section"), "confirm": button.get("confirm")}
+        self.api.record_interaction(interaction)
+        result = self.post(urlencode({"payload": json.dumps(payload)}).encode("utf-8"))
+        _set_ack(interaction, result)
+        return result
 
     def _modal(
         self, view: ModalView | Mapping[str, Any] | str
