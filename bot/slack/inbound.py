@@ -8,8 +8,11 @@ Every response URL a payload carries (``response_url``, ``response_urls[]``) mus
 whatever the payload type, because Bolt's ``respond`` (and so the error path) posts to the
 first one it finds; the reason modal's ``private_metadata`` must be what wsimg wrote.
 ``check`` lets through what Slack really sends for the requests wsimg handles (slash
-commands, button clicks, the reason modal, the URL check) and answers anything else with the
-reason it was refused; the server turns that into a 400.
+commands, button clicks, the reason modal, the URL check, and the one event it subscribes to:
+``app_home_opened``, the Home tab) and answers anything else with the reason it was refused;
+the server turns that into a 400. A click on the Home tab is the one click without a
+response_url (Slack sends none for a view): it is recognised by its container and view, and
+handlers/home.py answers it on the Home tab itself.
 
 It also hands Bolt slash commands as JSON: Bolt parses any form body that contains the text
 "payload" as an interactive payload, so `/wsimg status payload` would be lost.
@@ -31,6 +34,10 @@ ACTION_ID_MAX = 255
 VALUE_MAX = 2000
 TEXT_MAX = 100_000  # Slack caps it well below; the body limit is the real bound
 INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed"})
+EVENTS = frozenset({"app_home_opened"})  # the Slack app subscribes to these alone
+# An event names its user, team and channel inside ``event``; Bolt would read these first.
+NOT_IN_EVENTS = ("user", "team", "enterprise", "channel", "view", "response_url")
+AUTHORIZATIONS_MAX = 10  # Slack sends one (the installation the event is delivered for)
 RESPONSE_URLS_MAX = 100  # one per input block at most, and a view holds 100 blocks
 # The reason modal's private_metadata (bot/slack/blocks.py reason_modal): a flat JSON object.
 METADATA_KEYS = frozenset({"request", "cancel", "channel"})
@@ -73,6 +80,8 @@ def check_body(body: Any, *, api_url: str) -> None:
         return  # Slack's own checks of the request URL: Bolt answers them
     if isinstance(kind, str) and kind in INTERACTIONS:
         _interaction(data, api_url)
+    elif kind == "event_callback":
+        _event(data)
     elif "command" in data and kind is None:
         _command(data, api_url)
     else:
@@ -98,8 +107,11 @@ def _no_nul(value: Any, depth: int = 0) -> None:
 def _json_body(text: str, content_type: str) -> Inbound:
     data = _object(_json(text), "body")
     _no_nul(data)
-    # The only JSON wsimg answers is the URL check Slack makes when a request URL is set.
-    if data.get("type") != "url_verification" or not isinstance(data.get("challenge"), str):
+    # The JSON wsimg answers: the URL check Slack makes when a request URL is set, and the
+    # Events API's callbacks.
+    if data.get("type") == "event_callback":
+        _event(data)
+    elif data.get("type") != "url_verification" or not isinstance(data.get("challenge"), str):
         raise Malformed("not a request wsimg handles")
     return Inbound(text.encode(), content_type)
 
@@ -181,7 +193,8 @@ def _interaction(payload: dict[str, Any], api_url: str) -> None:
     if isinstance(payload.get("channel"), dict):
         _id(payload["channel"], "id", SLACK_ID, required=False)
     _string(payload, "trigger_id", limit=255, required=False)
-    _response_url(payload, api_url, required=kind == "block_actions")
+    home = _home_click(payload)
+    _response_url(payload, api_url, required=kind == "block_actions" and not home)
     _response_urls(payload, api_url)
     if kind == "block_actions":
         actions = payload.get("actions")
@@ -201,6 +214,69 @@ def _interaction(payload: dict[str, Any], api_url: str) -> None:
             raise Malformed("private_metadata is not the reason modal's")
         if view.get("state") is not None:
             _object(_object(view["state"], "state").get("values", {}), "values")
+
+
+def _home_click(payload: dict[str, Any]) -> bool:
+    """Whether ``payload`` is a click on the Home tab: its container is a view, the view is a
+    Home tab (checked: an object with an ID and a type), and it names no channel."""
+    container = payload.get("container")
+    if payload.get("type") != "block_actions" or not isinstance(container, dict):
+        return False
+    if container.get("type") != "view" or payload.get("channel") is not None:
+        return False
+    view = _object(payload.get("view"), "view")
+    _id(view, "id", SLACK_ID)
+    _string(view, "type", limit=32)
+    if view.get("state") is not None:
+        _object(_object(view["state"], "state").get("values", {}), "values")
+    return view["type"] == "home"
+
+
+def _event(body: dict[str, Any]) -> None:
+    """An Events API callback: its envelope, then the one event wsimg handles."""
+    for key in (
+        "api_app_id",
+        "team_id",
+        "enterprise_id",
+        "context_team_id",
+        "context_enterprise_id",
+    ):
+        _id(body, key, SLACK_ID, required=False)  # bot/slack/installation.py compares some
+    _string(body, "event_id", limit=64, required=False)
+    for key in NOT_IN_EVENTS:
+        if key in body:
+            raise Malformed(f"an event with {key} outside it")
+    if body.get("is_ext_shared_channel") not in (None, True, False):
+        raise Malformed("is_ext_shared_channel is not a boolean")
+    _authorizations(body.get("authorizations"))
+    event = _object(body.get("event"), "event")
+    kind = event.get("type")
+    if not isinstance(kind, str) or kind not in EVENTS:
+        raise Malformed("not an event wsimg handles")
+    _id(event, "user", USER_ID)
+    _id(event, "channel", SLACK_ID, required=False)
+    _string(event, "tab", limit=32, required=False)
+    _string(event, "event_ts", limit=32, required=False)
+    if event.get("view") is not None:  # the Home tab last published for the user, if any
+        view = _object(event["view"], "view")
+        _id(view, "id", SLACK_ID, required=False)
+        _string(view, "type", limit=32, required=False)
+
+
+def _authorizations(entries: Any) -> None:
+    """What Bolt reads first for the event's team and enterprise: a short list of objects."""
+    if entries is None:
+        return
+    if not isinstance(entries, list) or len(entries) > AUTHORIZATIONS_MAX:
+        raise Malformed(f"authorizations is not a list of at most {AUTHORIZATIONS_MAX}")
+    for entry in entries:
+        entry = _object(entry, "an authorizations entry")
+        for key in ("team_id", "enterprise_id"):
+            _id(entry, key, SLACK_ID, required=False)
+        _id(entry, "user_id", USER_ID, required=False)
+        for key in ("is_bot", "is_enterprise_install"):
+            if entry.get(key) not in (None, True, False):
+                raise Malformed(f"authorizations {key} is not a boolean")
 
 
 def _response_urls(payload: dict[str, Any], api_url: str) -> None:

@@ -8,16 +8,17 @@ the bot token names its workspace (``team_id``), its Enterprise Grid org (``ente
 and its app (``app_id``). ``WSIMG_TEAM_IDS``, when set, lists the workspaces (T…) and the orgs
 (E…, every workspace of the org) served instead of the bot token's own workspace.
 
-A command or interaction is served only when
+A command, interaction or event (the Home tab opened) is served only when
 
-* its ``api_app_id`` (and ``view.app_id``, if any) is this app's — Slack always sends it, so
-  a request without one is refused;
+* its ``api_app_id`` (and ``view.app_id`` or an event's ``event.view.app_id``, if any) is this
+  app's — Slack always sends it, so a request without one is refused;
 * every enterprise it names (``enterprise_id``, ``enterprise.id``, ``team.enterprise_id``) is
   the bot token's org or one listed in ``WSIMG_TEAM_IDS``;
-* every workspace it names (command ``team_id``; interaction ``team.id`` and ``user.team_id``;
-  ``view.team_id`` and ``view.app_installed_team_id``) is served, or its enterprise is an org
-  served whole. Slack always names the workspace of a command or interaction, so a request
-  that names none is refused — unless it comes from an org served whole (org-wide installs
+* every workspace it names (command and event ``team_id``; interaction ``team.id`` and
+  ``user.team_id``; ``view.team_id`` and ``view.app_installed_team_id``, and the same of an
+  event's ``event.view``) is served, or its enterprise is an org served whole. Slack always
+  names the workspace of a command, interaction or event, so a request that names none is
+  refused — unless it comes from an org served whole (org-wide installs
   may leave ``team`` null). A user of another workspace in a Slack Connect channel is
   therefore refused too: only this installation's people may ask for or approve an update.
 
@@ -95,7 +96,7 @@ class Installation:
         if body.get("type") in _URL_CHECKS or body.get("ssl_check") is not None:
             return None
         if self.app_id is not None:
-            apps = list(_named(body, ("api_app_id",), ("view", "app_id")))
+            apps = list(_named(body, ("api_app_id",), ("view", "app_id"), _EVENT_VIEW_APP))
             if not any(field == "api_app_id" for field, _ in apps):
                 return "api_app_id is missing"
             for field, value in apps:
@@ -146,7 +147,10 @@ _TEAM_FIELDS = (
     ("user", "team_id"),
     ("view", "team_id"),
     ("view", "app_installed_team_id"),
+    ("event", "view", "team_id"),  # app_home_opened: the Home tab last published, if any
+    ("event", "view", "app_installed_team_id"),
 )
+_EVENT_VIEW_APP = ("event", "view", "app_id")
 
 
 def _named(body: dict[str, Any], *paths: tuple[str, ...]) -> Iterator[tuple[str, Any]]:

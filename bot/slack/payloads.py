@@ -3,10 +3,10 @@
 ``Gate`` is the one Bolt middleware that runs before authorization and any listener: it
 checks a Socket Mode body's shape (bot/slack/inbound.py: the rules the HTTP server already
 applied to an HTTP request's raw body), refuses what is not this installation's
-(bot/slack/installation.py), and parses what is left into a ``Command``, ``Click`` or
-``Submission`` that the listeners read from ``context["payload"]`` instead of picking at
-dicts. Socket Mode requests arrive parsed over the app-token websocket and never pass the
-HTTP server, so without this they would skip the check.
+(bot/slack/installation.py), and parses what is left into a ``Command``, ``Click``,
+``Submission`` or ``HomeOpened`` that the listeners read from ``context["payload"]`` instead
+of picking at dicts. Socket Mode requests arrive parsed over the app-token websocket and never
+pass the HTTP server, so without this they would skip the check.
 """
 
 from __future__ import annotations
@@ -45,13 +45,15 @@ class Command(SlackPayload):
 
 class Click(SlackPayload):
     """A button click. ``value`` is only an opaque key, looked up server-side; ``message`` is
-    the (channel, ts) of the channel message clicked on, ("", "") for an ephemeral one."""
+    the (channel, ts) of the channel message clicked on, ("", "") for an ephemeral one or a
+    view. ``home``: clicked on the clicker's Home tab (no channel, no response_url)."""
 
     action_id: str
     value: str
     channel_id: str | None
     message: tuple[str, str]
     trigger_id: str
+    home: bool = False
 
 
 class Submission(SlackPayload):
@@ -62,7 +64,14 @@ class Submission(SlackPayload):
     reason: str
 
 
-AnyPayload = Command | Click | Submission
+class HomeOpened(SlackPayload):
+    """The app's Home tab opened (the app_home_opened event); ``tab`` is "home", or "messages"
+    for the app's Messages tab, which opens the same event."""
+
+    tab: str
+
+
+AnyPayload = Command | Click | Submission | HomeOpened
 
 
 def parse(body: dict[str, Any]) -> AnyPayload | None:
@@ -72,6 +81,9 @@ def parse(body: dict[str, Any]) -> AnyPayload | None:
         return _click(body)
     if kind in ("view_submission", "view_closed"):
         return _submission(body)
+    if kind == "event_callback":  # app_home_opened, the one event accepted
+        event = body["event"]
+        return HomeOpened(user_id=event["user"], tab=event.get("tab") or "home")
     if "command" in body:
         return Command(
             user_id=body["user_id"], channel_id=body["channel_id"], text=body.get("text") or ""
@@ -94,6 +106,9 @@ def _click(body: dict[str, Any]) -> Click:
         channel_id=channel.get("id"),
         message=(str(at[0]), str(at[1])) if on_channel_message else ("", ""),
         trigger_id=body.get("trigger_id") or "",
+        home=container.get("type") == "view"
+        and channel.get("id") is None
+        and (body.get("view") or {}).get("type") == "home",
     )
 
 
