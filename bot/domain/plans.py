@@ -8,7 +8,6 @@ from datetime import datetime
 from bot.aws.rollout import Bundle
 from storage.models import Rollout, RolloutState, UpdateRequest
 
-
 # The reason of a WorkSpace that waits only because the wave it fits in has not come yet.
 QUEUED = "not yet"
 
@@ -63,6 +62,7 @@ class Plan:
     snapshot_at: datetime | None  # the oldest latest-snapshot of the WorkSpaces to rebuild
     progress: Progress | None
     source_exists: bool
+    bundles_known: bool = True  # False: AWS would not list the bundles (see ``problems``)
     problems: list[str] = field(default_factory=list)  # what AWS would not show, as sentences
     # Steps that failed (bundle, share, unshare, delete): kind -> "label: why"; a click retries.
     failed: dict[str, list[str]] = field(default_factory=dict)
@@ -91,6 +91,7 @@ class Plan:
     def can_retire(self) -> bool:
         return (
             self.source_exists
+            and self.bundles_known
             and not self.to_move
             and (self.rollout.retire_by is None or self.may_retry("unshare", "delete"))
         )

@@ -22,7 +22,7 @@ from bot.aws.rollout import Bundle, RolloutCalls
 from bot.domain.audit import Viewer, _scope
 from bot.domain.context import Services
 from bot.domain.identity import WORKER_ID, is_dead_here
-from bot.domain.plans import BundleUse, Plan, Progress
+from bot.domain.plans import QUEUED, BundleUse, Plan, Progress
 from bot.domain.poller import ORPHAN_AFTER
 from bot.domain.requests import SYSTEM, NotAllowed, NotFound, Refused, record_refusal
 from bot.errors import AwsError
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 BUNDLE, WORKSPACE, SHARE, UNSHARE, DELETE = "bundle", "workspace", "share", "unshare", "delete"
 FINISHED = frozenset({StepState.done, StepState.skipped, StepState.failed, StepState.unconfirmed})
 LIVE = (RolloutState.open, RolloutState.rebuilding, RolloutState.paused)
+EVERY_STATE = tuple(RolloutState)
 
 
 class RolloutRefused(Refused):
@@ -173,7 +174,7 @@ def progress(services: Services, rollout: Rollout) -> Progress | None:
     if not steps:
         return None
     counts = Counter(step.state for step in steps)
-    waiting = Counter(step.detail or "not yet" for step in steps if step.state == StepState.waiting)
+    waiting = Counter(step.detail or QUEUED for step in steps if step.state == StepState.waiting)
     return Progress(
         state=rollout.state,
         wave=rollout.wave,
@@ -208,8 +209,10 @@ def plan(services: Services, rollout: Rollout) -> Plan:
         }
     assert request is not None
     uses: list[BundleUse] = []
+    bundles_known = False
     with _shown(problems):
         bundles = calls.own_bundles(**where)
+        bundles_known = True
         relevant = [
             b
             for b in bundles
@@ -259,6 +262,7 @@ def plan(services: Services, rollout: Rollout) -> Plan:
         snapshot_at=snapshot_at,
         progress=progress(services, rollout),
         source_exists=source_exists,
+        bundles_known=bundles_known,
         problems=problems,
         failed={
             kind: found
@@ -361,18 +365,21 @@ def _start_phase(
     event: str,
     *,
     retry: tuple[str, ...] = (),
+    states: tuple[RolloutState, ...] = LIVE,
     **values: object,
 ) -> None:
     """Claim a phase of the rollout for ``user_id`` and add its steps, in one unit of work.
 
     A phase already started is refused, unless some of its ``retry`` kinds of steps failed
-    (AccessDenied, say, fixed since): those go back to waiting, to be carried out again."""
+    (AccessDenied, say, fixed since): those go back to waiting, to be carried out again.
+    ``states``: the rollout states the phase may start in (sharing and retiring the source
+    stay possible once the rebuild is done or cancelled)."""
     with unit_of_work(services.engine) as session:
         won = store.set_rollout(
             session=session,
             rollout_id=rollout.id,
             where={column: None},
-            states=LIVE,
+            states=states,
             **{column: user_id},
             **values,
         )
@@ -388,9 +395,9 @@ def _start_phase(
     if not won:
         current, _ = load(services, rollout.id)
         by = getattr(current, column)
-        if current.state in LIVE and retry and _retry_failed(services, current, retry, user_id):
+        if current.state in states and retry and _retry_failed(services, current, retry, user_id):
             return
-        if current.state not in LIVE:
+        if current.state not in states:
             raise RolloutRefused(f"This rollout is {current.state}: nothing was started.")
         raise RolloutRefused(f"<@{by}> already started that: nothing was started twice.")
 

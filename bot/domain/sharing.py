@@ -12,6 +12,7 @@ from bot.aws.rollout import RolloutCalls
 from bot.domain.context import Services
 from bot.domain.rollout import (
     DELETE,
+    EVERY_STATE,
     SHARE,
     UNSHARE,
     RolloutRefused,
@@ -39,7 +40,14 @@ def share(services: Services, *, rollout_id: str, user_id: str, channel_id: str 
         )
     steps = [RolloutStep(rollout_id=rollout.id, kind=SHARE, target=a) for a in accounts]
     _start_phase(
-        services, rollout, "share_by", user_id, steps, "rollout_share_approved", retry=(SHARE,)
+        services,
+        rollout,
+        "share_by",
+        user_id,
+        steps,
+        "rollout_share_approved",
+        retry=(SHARE,),
+        states=EVERY_STATE,
     )
     return _run(services, rollout, SHARE, actor=user_id)
 
@@ -109,6 +117,7 @@ def retire(services: Services, *, rollout_id: str, user_id: str, channel_id: str
         steps,
         "rollout_retire_approved",
         retry=(UNSHARE, DELETE),
+        states=EVERY_STATE,
     )
     finish_retire(services, rollout.id, actor=user_id)
 

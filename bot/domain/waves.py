@@ -423,6 +423,52 @@ def live_rollouts(services: Services) -> list[str]:
         ]
 
 
+# Held in progress_ts while one process posts the first progress message, so that a click and
+# a poll publishing at the same moment post one message between them.
+POSTING = "posting"
+POSTING_STALE = timedelta(minutes=5)  # a poster that died: the next one posts instead
+
+
+def _show_progress(services: Services, rollout: Rollout, shown: Progress, text: str) -> None:
+    """Claim the change (compare-and-set on the text last shown and the message's ts), then
+    edit the message or post the first one; a failure gives the claim back for a later pass."""
+    before = {"progress_text": rollout.progress_text, "progress_ts": rollout.progress_ts}
+    first = rollout.progress_ts is None or (
+        rollout.progress_ts == POSTING and utcnow() - rollout.updated_at > POSTING_STALE
+    )
+    if rollout.progress_ts == POSTING and not first:
+        return  # another process is posting the first message
+    with unit_of_work(services.engine) as session:
+        claimed = store.set_rollout(
+            session=session,
+            rollout_id=rollout.id,
+            where=before,
+            progress_text=text,
+            progress_ts=POSTING if first else rollout.progress_ts,
+        )
+    if not claimed:
+        return  # another process showed a change meanwhile; the next pass shows the latest
+    if first:
+        rollout.progress_ts = None
+    ts = services.notifier.rollout_progress(rollout, shown)
+    with unit_of_work(services.engine) as session:
+        if ts is not None:
+            store.set_rollout(
+                session=session,
+                rollout_id=rollout.id,
+                where={"progress_text": text},
+                progress_ts=ts,
+            )
+        else:
+            store.set_rollout(
+                session=session,
+                rollout_id=rollout.id,
+                where={"progress_text": text},
+                progress_text=before["progress_text"],
+                progress_ts=None if first else before["progress_ts"],
+            )
+
+
 def publish(services: Services, rollout_id: str) -> None:
     """Show the rollout's progress in its thread when it changed since it was last shown, and
     on the Home tabs this process has shown (bot/domain/home.py)."""
@@ -436,16 +482,7 @@ def publish(services: Services, rollout_id: str) -> None:
     text = text[:512]
     if text == rollout.progress_text:
         return
-    ts = services.notifier.rollout_progress(rollout, shown)
-    if ts is not None:
-        with unit_of_work(services.engine) as session:
-            store.set_rollout(
-                session=session,
-                rollout_id=rollout.id,
-                where={"progress_text": rollout.progress_text},
-                progress_ts=ts,
-                progress_text=text,
-            )
+    _show_progress(services, rollout, shown, text)
     # The Home tabs read the progress from the database, not from the thread: they show the
     # change even when Slack would not take the thread's message.
     home.refresh(services)

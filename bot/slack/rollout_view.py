@@ -82,8 +82,10 @@ def plan(found: Plan) -> Message:
         if len(found.bundles) > MAX_BUNDLES_SHOWN:
             lines.append(f"… and {len(found.bundles) - MAX_BUNDLES_SHOWN} more bundles")
         blocks.append(section("*Bundles*\n" + "\n".join(lines)))
-    else:
+    elif found.bundles_known:
         blocks.append(section(f"*Bundles*: none uses {source}."))
+    else:
+        blocks.append(section("*Bundles*: AWS would not list them (below); nothing is offered."))
     shares = ", ".join(found.source_shares) or "no account"
     blocks.append(
         section(
@@ -121,10 +123,9 @@ def plan(found: Plan) -> Message:
 
 def _plan_buttons(found: Plan) -> list[Block]:
     rollout = found.rollout
-    if rollout.state in (RolloutState.cancelled, RolloutState.done) and not found.can_retire:
-        return []
+    live = rollout.state in (RolloutState.open, RolloutState.rebuilding, RolloutState.paused)
     buttons: list[Block] = []
-    if found.to_move and (rollout.bundles_by is None or found.may_retry("bundle")):
+    if live and found.to_move and (rollout.bundles_by is None or found.may_retry("bundle")):
         count = len(found.to_move)
         names = ", ".join(escape(u.bundle.name) for u in found.to_move[:5])
         buttons.append(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from bot.domain import waves
 from bot.domain.identity import HOST
 from bot.fakes.slack.api import Message
 from bot.fakes.slack.blockkit import find_buttons
@@ -407,3 +408,66 @@ def test_a_workspace_still_showing_its_old_state_after_the_rebuild_call_is_not_c
     rollouts.run(world.services)
     assert _rollout(world, request).state == "done"
     assert "2 of 2 rebuilt" in str(_progress(world, request).blocks)
+
+
+def test_two_processes_showing_progress_at_once_post_one_progress_message(world: World) -> None:
+    fleet = _fleet(world, per_bundle=1)
+    request = _available(world, fleet.source)
+    _click(world, _plan(world, request), "bundles")
+    rollout = _rollout(world, request)
+    with world.slack.hold("chat.postMessage", when=lambda args: "Rebuild of" in str(args)):
+        # The click starts the waves and posts the first progress message; it is held there
+        # while a poll shows the progress too.
+        plan = _plan(world, request)
+        button = _button(plan.blocks, "rebuild")
+        world.user.click(
+            button["action_id"],
+            button["value"],
+            user_id=APPROVER,
+            message=plan,
+            channel_id=plan.channel,
+        )
+        world.slack.wait_for(
+            lambda c: c.method == "chat.postMessage" and "Rebuild of" in str(c.args), timeout=15
+        )
+        waves.publish(world.services, rollout.id)  # the "other process"
+    world.settle()
+    waves.publish(world.services, rollout.id)
+    assert request.channel_id and request.message_ts
+    progress = [
+        m
+        for m in world.slack.thread(request.channel_id, request.message_ts)
+        if "Rebuild of" in str(m.blocks)
+    ]
+    assert len(progress) == 1
+
+
+def test_share_and_retire_stay_possible_after_the_rebuild_is_done(world: World) -> None:
+    sim = world.simulator
+    fleet = _fleet(world, per_bundle=1)
+    request = _available(world, fleet.source)
+    _click(world, _plan(world, request), "bundles")
+    _click(world, _plan(world, request), "rebuild")
+    for _ in range(5):
+        rollouts.run(world.services)
+        sim.complete_pending()
+        rollouts.run(world.services)
+    assert _rollout(world, request).state == "done"
+
+    _click(world, _plan(world, request), "share")
+    _click(world, _plan(world, request), "retire")
+    assert sim.image_permissions(request.new_image_id or "") == [SHARED_WITH]
+    assert [c.params for c in sim.calls if c.operation == "DeleteWorkspaceImage"] == [
+        {"ImageId": fleet.source}
+    ]
+
+
+def test_a_plan_whose_bundles_aws_would_not_list_offers_no_retire(world: World) -> None:
+    fleet = _fleet(world)
+    request = _available(world, fleet.source)
+    world.simulator.deny("DescribeWorkspaceBundles")
+    asked = world.answer(world.command(f"rollout {request.short_id}"))
+    text = str(asked["blocks"])
+    assert "AWS would not list them" in text and "none uses" not in text
+    assert "workspaces:DescribeWorkspaceBundles" in text
+    assert not [b for b in find_buttons(asked["blocks"]) if "retire" in b["action_id"]]
