@@ -8,7 +8,7 @@ from collections.abc import Callable
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot.domain import approval, decisions, digests, listing
+from bot.domain import approval, decisions, digests, home, listing
 from bot.domain.context import Services
 from bot.domain.requests import Refused
 from bot.errors import WsimgError
@@ -35,6 +35,7 @@ def register(app: App, services: Services) -> None:
                 respond(replace_original=True, **blocks.listing(refused.page))
             raise
         respond(replace_original=True, **blocks.listing(approved.page))
+        home.refresh(services)
 
     @answers_errors
     def confirm(context: BoltContext, respond: Respond) -> None:  # respond: for errors
@@ -42,6 +43,7 @@ def register(app: App, services: Services) -> None:
         decisions.confirm(
             services, request_id=click.value, user_id=click.user_id, message=click.message
         )
+        home.refresh(services)
 
     def ask_reason(cancel: bool) -> Callable[..., None]:
         """Reject / Cancel: the modal opens while the click is acknowledged, within the 3 s
@@ -88,6 +90,7 @@ def register(app: App, services: Services) -> None:
     @answers_errors
     def show(context: BoltContext) -> None:
         decisions.show(services, request_id=payload(context, Submission).request_id)
+        home.refresh(services)
 
     @answers_errors
     def page(context: BoltContext, respond: Respond) -> None:

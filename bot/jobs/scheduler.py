@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.domain import decisions, digests, listing
+from bot.domain import decisions, digests, home, listing
 from bot.domain.context import Services
 from bot.jobs import followups, rollouts
 
@@ -33,6 +33,8 @@ def poll_job(services: Services) -> None:
     expired = decisions.expire_requests(services)
     if expired:
         log.info("expired %d request(s) nobody decided", expired)
+    if report.resumed or report.finished or expired:
+        home.refresh(services)  # requests moved: the Home tabs shown show it
     purged = listing.purge_listings(services)
     if purged:
         log.info("purged %d listing(s) older than the approval TTL", purged)

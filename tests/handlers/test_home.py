@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.domain.ports import Home, HomeRollout
 from bot.fakes.slack import Message, SlackUser, find_buttons, validate_home_view
 from bot.jobs import rollouts
+from bot.jobs.scheduler import poll_job
 from bot.slack import home_view
 from bot.slack.inbound import Malformed, check, check_body
 from bot.slack.render import blocks_to_text
@@ -205,6 +206,25 @@ def test_a_wave_finishing_updates_the_home_of_a_user_who_opened_it(world: World)
     # Nobody opened it again: the job refreshed it. Who never opened it was shown none.
     assert len(world.slack.calls_to("views.publish")) == 3
     assert world.slack.home(OUTSIDER) is None
+
+
+def test_a_request_requested_approved_and_built_updates_an_opened_home(world: World) -> None:
+    opened = _opened(world, DECIDER)
+    assert "Waiting for a decision · 0" in _text(opened)
+    image = world.simulator.add_image(region=REGION, name="Win-Home-Moves")
+
+    request = _requested(world, image, user_id=APPROVER)  # asked: the Home shows it waiting
+    waiting = world.slack.wait_for_home(DECIDER, lambda v: "Win-Home-Moves" in _text(v))
+    assert "Waiting for a decision · 1" in _text(waiting)
+
+    _approved(world, request)  # approved: building
+    building = world.slack.wait_for_home(DECIDER, lambda v: "Building · 1" in _text(v))
+    assert "Waiting for a decision · 0" in _text(building)
+
+    world.simulator.complete_pending()
+    poll_job(world.services)  # the scheduler's poll: built, followed up
+    done = world.slack.wait_for_home(DECIDER, lambda v: "Building · 0" in _text(v))
+    assert "Win-Home-Moves" in _text(done)  # now among the finished
 
 
 def test_pause_and_resume_on_the_home_tab_work_and_show_in_the_thread(world: World) -> None:
