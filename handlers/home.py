@@ -48,7 +48,7 @@ def register(app: App, services: Services) -> None:
     def opened(context: BoltContext) -> None:
         opening = payload(context, HomeOpened)
         if opening.tab == "home":  # the Messages tab opens the same event
-            home.show(services, user_id=opening.user_id)
+            home.opened(services, user_id=opening.user_id)
 
     def answered_on_home(step: Callable[[Click], None]) -> Callable[..., None]:
         def run(context: BoltContext) -> None:

@@ -20,6 +20,7 @@ from storage.models import (
     TERMINAL,
     DigestSlot,
     Event,
+    HomeViewer,
     Listing,
     Offer,
     Sighting,
@@ -431,3 +432,24 @@ def slots(*, session: Session, subscription_id: int | None = None) -> list[Diges
     if subscription_id is not None:
         query = query.where(DigestSlot.subscription_id == subscription_id)
     return list(session.exec(query.order_by(col(DigestSlot.slot_at))))
+
+
+# --- the Home tab ---------------------------------------------------------------------------
+
+
+def home_opened(*, session: Session, user_id: str) -> None:
+    now = utcnow()
+    statement = _insert(session, HomeViewer).values(user_id=user_id, opened_at=now)
+    session.execute(
+        statement.on_conflict_do_update(index_elements=["user_id"], set_={"opened_at": now})
+    )
+
+
+def home_viewers(*, session: Session, since: datetime, limit: int) -> list[str]:
+    query = (
+        select(HomeViewer.user_id)
+        .where(col(HomeViewer.opened_at) >= since)
+        .order_by(col(HomeViewer.opened_at).desc())
+        .limit(limit)
+    )
+    return list(session.exec(query))

@@ -275,3 +275,13 @@ class RolloutStep(SQLModel, table=True):
     claimed_at: datetime | None = None
     detail: str | None = Field(default=None, max_length=512)  # why skipped, waiting or failed
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class HomeViewer(SQLModel, table=True):
+    """Someone who opened wsimg's Home tab, and when last: every process (a worker following
+    waves, a restarted serve) redraws the Home tabs of those who opened one lately."""
+
+    __tablename__ = "home_viewer"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    opened_at: datetime = Field(default_factory=utcnow, index=True)

@@ -1,7 +1,8 @@
 """What a person's Home tab shows: the update requests waiting for a decision, the images
 being built, the rollouts rebuilding WorkSpaces (with their progress) and the last ten
-finished requests. It is shown when they open the tab and refreshed when a rollout's progress
-changes (bot/domain/waves.py ``publish``).
+finished requests. It is shown when they open the tab and redrawn when something it shows
+changes: a rollout's progress (bot/domain/waves.py ``publish``), a request asked for, decided,
+built or expired (handlers/actions.py, the poll job), for everyone who opened theirs lately.
 
 Who sees what. A request belongs to its channel, and the Home tab has no channel, so the rule
 of `/wsimg status` (the channel asked in) cannot apply. Instead:
@@ -20,12 +21,14 @@ rollout's requester), and the click is checked again (bot/domain/rollout.py).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.domain.context import Services
 from bot.domain.ports import Home, HomeRollout
 from bot.domain.rollout import progress
 from storage import crud
 from storage import rollouts as store
-from storage.db import session_scope
+from storage.db import session_scope, unit_of_work
 from storage.models import (
     IN_FLIGHT,
     TERMINAL,
@@ -88,8 +91,23 @@ def show(services: Services, *, user_id: str, notice: str | None = None) -> bool
     return services.notifier.publish_home(of(services, user_id=user_id, notice=notice))
 
 
+VIEWERS_MAX = 200  # the Home tabs redrawn on a change: the most recently opened
+VIEWERS_FOR = timedelta(days=7)  # someone who has not opened it since is redrawn on opening
+
+
+def opened(services: Services, *, user_id: str) -> bool:
+    """``user_id`` opened the Home tab: remember it (for every process) and show it."""
+    with unit_of_work(services.engine) as session:
+        crud.home_opened(session=session, user_id=user_id)
+    return show(services, user_id=user_id)
+
+
 def refresh(services: Services) -> None:
-    """Something the Home tabs show changed: show it to everyone whose Home tab this process
-    has shown, each their own."""
-    for user_id in services.notifier.home_viewers():
+    """Something the Home tabs show changed: show it to everyone who opened theirs lately
+    (recorded in the database, so a worker redraws what a serve showed), each their own."""
+    with session_scope(services.engine) as session:
+        viewers = crud.home_viewers(
+            session=session, since=utcnow() - VIEWERS_FOR, limit=VIEWERS_MAX
+        )
+    for user_id in dict.fromkeys([*viewers, *services.notifier.home_viewers()]):
         show(services, user_id=user_id)

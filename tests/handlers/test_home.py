@@ -19,6 +19,7 @@ from bot.domain.ports import Home, HomeRollout
 from bot.fakes.slack import Message, SlackUser, find_buttons, validate_home_view
 from bot.jobs import rollouts
 from bot.jobs.scheduler import poll_job
+from bot.runtime import build_services
 from bot.slack import home_view
 from bot.slack.inbound import Malformed, check, check_body
 from bot.slack.render import blocks_to_text
@@ -225,6 +226,23 @@ def test_a_request_requested_approved_and_built_updates_an_opened_home(world: Wo
     poll_job(world.services)  # the scheduler's poll: built, followed up
     done = world.slack.wait_for_home(DECIDER, lambda v: "Building · 0" in _text(v))
     assert "Win-Home-Moves" in _text(done)  # now among the finished
+
+
+def test_another_process_redraws_a_home_opened_through_this_one(world: World) -> None:
+    rolling = _rebuilding(world)
+    first = _opened(world, DECIDER)
+    # A worker: its own notifier, which has shown nobody a Home; the database says who opened.
+    worker = build_services(world.services.settings, name_lookup_pause=0)
+    try:
+        rollouts.run(worker)
+        world.simulator.complete_pending()
+        rollouts.run(worker)
+    finally:
+        worker.engine.dispose()
+    later = world.slack.wait_for_home(DECIDER, lambda view: view != first)
+    assert f"Rebuild of {rolling.new_image_id}" in _text(later)
+    assert "wave 2" in _text(later)
+    assert world.slack.home(OUTSIDER) is None
 
 
 def test_pause_and_resume_on_the_home_tab_work_and_show_in_the_thread(world: World) -> None:

@@ -1,5 +1,5 @@
 """rollout: carrying an AVAILABLE update to the bundles, the WorkSpaces and the shares;
-each listing's image count per account and region
+each listing's image count per account and region; who opened the Home tab lately
 
 Revision ID: 0006
 Revises: 0005
@@ -23,6 +23,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "home_viewer",
+        sa.Column("user_id", AutoString(length=32), nullable=False),
+        sa.Column("opened_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id"),
+    )
+    with op.batch_alter_table("home_viewer", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_home_viewer_opened_at"), ["opened_at"], unique=False)
     with op.batch_alter_table("listing", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("image_counts", sa.JSON(), nullable=False, server_default="{}")
@@ -77,6 +85,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("home_viewer", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_home_viewer_opened_at"))
+    op.drop_table("home_viewer")
     with op.batch_alter_table("rollout_step", schema=None) as batch_op:
         batch_op.drop_index("ix_rollout_step_rollout_state")
     op.drop_table("rollout_step")
