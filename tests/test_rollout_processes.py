@@ -13,12 +13,19 @@ replacement worker started.
 
 The failing WorkSpace is picked once the steps exist (the 12th of the WorkSpaces a wave may
 take, so a later wave than the first rebuilds it, after the kill or beside it), so that it
-pauses the rollout whichever process won the first wave."""
+pauses the rollout whichever process won the first wave.
+
+The bundles are pointed once across real processes too: two approvers click "Point 3 bundles"
+at the same moment on a `wsimg serve` (its scheduler on, the one-process deployment) that is
+killed with SIGKILL inside its first UpdateWorkspaceBundle call (carried out, its reply held);
+a replacement `wsimg serve` re-checks the orphaned bundle against AWS and points the others."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +34,7 @@ from sqlmodel import Session, col, select
 
 from bot.fakes.hold import Hold
 from bot.fakes.slack import SlackUser, SlackWebAPI, find_buttons
-from bot.fakes.slack.records import Message
+from bot.fakes.slack.records import HttpResult, Message
 from bot.fakes.workspaces import WorkSpacesSimulator
 from storage.db import make_engine
 from storage.models import Event, Rollout, RolloutStep, State, StepState, UpdateRequest
@@ -92,14 +99,7 @@ def test_waves_rebuild_each_workspace_at_most_once_through_a_worker_killed_mid_c
             in_flight = InFlight(sim, workspaces)
 
             # The update: approved, built, followed up with its rollout plan by a worker.
-            _approve(user, slack)
-            wait_until(
-                lambda: sim.count("CreateUpdatedWorkspaceImage") == 1,
-                "the update to be created",
-                timeout=WITHIN,
-            )
-            sim.complete_pending()
-            request = _until(lambda: _available(engine), "the update to be AVAILABLE")
+            request = _approved_and_built(user, slack, sim, engine)
             plan = _message_with(slack, request, "bundles")
             _click(user, plan, "bundles")
             wait_until(
@@ -202,6 +202,94 @@ def test_waves_rebuild_each_workspace_at_most_once_through_a_worker_killed_mid_c
     assert {final[ws].state for ws in others} == {StepState.done}
 
 
+SECOND_APPROVER = "U0APPROVER2"
+BUNDLES = 3
+ALREADY = "already started that"
+
+
+def test_two_clicks_point_each_bundle_once_through_a_serve_killed_inside_its_first_call(
+    database_url: str, tmp_path: Path
+) -> None:
+    with (
+        WorkSpacesSimulator(pending_seconds=3600) as sim,
+        SlackWebAPI(bot_token=BOT_TOKEN) as slack,
+    ):
+        source = sim.add_image(region=REGION, name="Win-Bundles")
+        bundles = [
+            sim.add_bundle(region=REGION, name=f"Pointed-{n}", image_id=source)
+            for n in range(1, BUNDLES + 1)
+        ]
+
+        def env() -> dict[str, str]:  # each process its own port; serve's scheduler on
+            approvers = f"{APPROVER},{SECOND_APPROVER}"
+            return process_env(sim, slack, database_url, WSIMG_APPROVERS=approvers)
+
+        front = WsimgProcess("serve", env(), tmp_path / "serve.log")
+        processes = [front]
+        engine = make_engine(database_url)
+        hold: Hold | None = None
+        try:
+            front.start().wait_ready()
+            user = SlackUser(front.events_url, SIGNING_SECRET, slack)
+            request = _approved_and_built(user, slack, sim, engine)
+            plan = _message_with(slack, request, "bundles")
+            button = _button(plan, "bundles")
+            assert button is not None
+            assert button["text"] == f"Point {BUNDLES} bundles at the new image"
+
+            # Every UpdateWorkspaceBundle is carried out, then its reply held.
+            hold = sim.hold("UpdateWorkspaceBundle", after=True)
+            clicks = _clicks_at_once(user, plan, "bundles", [APPROVER, SECOND_APPROVER])
+            assert hold.wait_until_blocked(1, timeout=WITHIN), "no UpdateWorkspaceBundle came"
+            [loser] = _until(
+                lambda: [who for who in clicks if ALREADY in _said(slack, clicks[who])],
+                "one of the two clicks to be told the other started it",
+            )
+            [winner] = set(clicks) - {loser}
+            refusal = _said(slack, clicks[loser])
+            assert not _said(slack, clicks[winner])  # inside its call: no answer yet
+            front.kill()  # the first bundle is pointed; serve never learns it
+            at_kill = _steps(engine, request.id, "bundle")
+            hold.release()
+            pointed_before = {
+                c.params["BundleId"] for c in sim.calls if c.operation == "UpdateWorkspaceBundle"
+            }
+            heir = WsimgProcess("serve", env(), tmp_path / "serve-2.log").start()
+            processes.append(heir)
+            heir.wait_ready()
+            final = _until(
+                lambda: _all_done(engine, request.id, "bundle"),
+                "the replacement's poll to finish every bundle",
+            )
+        finally:
+            if hold is not None:
+                hold.release()
+            codes = {p.log.name: p.stop() for p in processes if p.proc and p.proc.poll() is None}
+            engine.dispose()
+
+    assert codes == {"serve-2.log": 0}, codes
+    # Every bundle points at the new image, and was asked to once.
+    assert {b: sim.bundle(b)["ImageId"] for b in bundles} == dict.fromkeys(
+        bundles, request.new_image_id
+    )
+    asked = Counter(
+        c.params["BundleId"] for c in sim.calls if c.operation == "UpdateWorkspaceBundle"
+    )
+    assert asked == Counter(bundles), asked
+    # The killed serve held the claim of every bundle it had pointed, none recorded done;
+    # the replacement took each over, re-checked it against AWS, and pointed only the rest.
+    assert pointed_before, "serve was killed before any bundle was pointed"
+    held = {s.target for s in at_kill if _process_of(s.claimed_by, [front]) is front}
+    assert pointed_before <= held, (pointed_before, at_kill)
+    assert not [s for s in at_kill if s.state == StepState.done], at_kill
+    assert {s.target: s.state for s in final} == dict.fromkeys(bundles, StepState.done)
+    assert all(_process_of(s.claimed_by, [heir]) is heir for s in final), final
+    rechecked = {s.target for s in final if s.detail == "already pointed at the new image"}
+    assert rechecked == pointed_before, (rechecked, pointed_before)
+    # The click that lost was told who started it: a mention of the winner, as Slack shows it.
+    assert f"<@{winner}> {ALREADY}" in refusal, refusal
+
+
 def _until(check: Callable[[], T | None], what: str) -> T:
     """What ``check()`` returns once it is something, within WITHIN seconds."""
     found = wait_until(check, what, timeout=WITHIN)
@@ -229,6 +317,20 @@ def _approve(user: SlackUser, slack: SlackWebAPI) -> None:
     user.click_button(button, user_id=APPROVER)
 
 
+def _approved_and_built(
+    user: SlackUser, slack: SlackWebAPI, sim: WorkSpacesSimulator, engine: Engine
+) -> UpdateRequest:
+    """The update approved, built by the simulator, and AVAILABLE once a poll followed it up."""
+    _approve(user, slack)
+    wait_until(
+        lambda: sim.count("CreateUpdatedWorkspaceImage") == 1,
+        "the update to be created",
+        timeout=WITHIN,
+    )
+    sim.complete_pending()
+    return _until(lambda: _available(engine), "the update to be AVAILABLE")
+
+
 def _available(engine: Engine) -> UpdateRequest | None:
     with Session(engine) as session:
         request = session.exec(select(UpdateRequest)).one_or_none()
@@ -253,24 +355,53 @@ def _message_with(slack: SlackWebAPI, request: UpdateRequest, kind: str) -> Mess
     return _until(found, f"a {kind} button in the update's thread")
 
 
-def _click(user: SlackUser, message: Message, kind: str) -> None:
+def _click(user: SlackUser, message: Message, kind: str, *, user_id: str = APPROVER) -> HttpResult:
     button = _button(message, kind)
     assert button is not None
-    result = user.click_button(
-        button, user_id=APPROVER, message=message, channel_id=message.channel
-    )
+    result = user.click_button(button, user_id=user_id, message=message, channel_id=message.channel)
     assert result.status == 200, result.body
+    return result
 
 
-def _steps(engine: Engine, rollout_id: str) -> list[RolloutStep]:
+def _clicks_at_once(
+    user: SlackUser, message: Message, kind: str, clickers: list[str]
+) -> dict[str, HttpResult]:
+    """Each of ``clickers`` clicks the button at the same moment (each its own request)."""
+    start = threading.Barrier(len(clickers))
+
+    def click(who: str) -> HttpResult:
+        start.wait(timeout=WITHIN)
+        return _click(user, message, kind, user_id=who)
+
+    with ThreadPoolExecutor(len(clickers)) as pool:
+        sent = {who: pool.submit(click, who) for who in clickers}
+    return {who: future.result() for who, future in sent.items()}
+
+
+def _said(slack: SlackWebAPI, click: HttpResult) -> str:
+    """The mrkdwn texts wsimg sent to the click's response_url so far, one per line."""
+    assert click.response_url
+    return "\n".join(
+        str(block.get("text", {}).get("text", ""))
+        for answer in slack.responses_for(click.response_url)
+        for block in answer.get("blocks") or [{"text": {"text": answer.get("text", "")}}]
+    )
+
+
+def _steps(engine: Engine, rollout_id: str, kind: str = "workspace") -> list[RolloutStep]:
     with Session(engine) as session:
         return list(
             session.exec(
                 select(RolloutStep)
-                .where(RolloutStep.rollout_id == rollout_id, RolloutStep.kind == "workspace")
+                .where(RolloutStep.rollout_id == rollout_id, RolloutStep.kind == kind)
                 .order_by(col(RolloutStep.id))
             )
         )
+
+
+def _all_done(engine: Engine, rollout_id: str, kind: str) -> list[RolloutStep] | None:
+    steps = _steps(engine, rollout_id, kind)
+    return steps if steps and all(s.state == StepState.done for s in steps) else None
 
 
 def _rollout(engine: Engine, rollout_id: str) -> Rollout:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -48,7 +48,30 @@ EVERY_STATE = tuple(RolloutState)
 
 
 class RolloutRefused(Refused):
-    """A rollout click or command that changes nothing; the sentence says why."""
+    """A rollout click or command that changes nothing; the sentence says why. ``{user}`` and
+    ``{channel}`` in it stand for ``user`` and ``channel``: plain IDs in ``user_message``,
+    mentions on the Slack side (``say``)."""
+
+    def __init__(
+        self, message: str, *, user: str | None = None, channel: str | None = None
+    ) -> None:
+        self.template, self.user, self.channel = message, user, channel
+        super().__init__(self.say(lambda user: user, lambda channel: f"#{channel}"))
+
+    def say(
+        self,
+        who: Callable[[str], str],
+        where: Callable[[str], str],
+        text: Callable[[str], str] = lambda sentence: sentence,
+    ) -> str:
+        """The sentence, ``text`` applied to the words (escaping, on the Slack side) and the
+        user and channel shown as ``who`` and ``where`` show them."""
+        said = text(self.template)
+        if self.user is not None:
+            said = said.replace("{user}", who(self.user))
+        if self.channel is not None:
+            said = said.replace("{channel}", where(self.channel))
+        return said
 
 
 # --- who may ----------------------------------------------------------------------------------
@@ -82,7 +105,8 @@ def _in_its_channel(rollout: Rollout, channel_id: str | None) -> None:
         return
     if rollout.channel_id and channel_id != rollout.channel_id:
         raise RolloutRefused(
-            f"This rollout is run from <#{rollout.channel_id}>: use the buttons in its thread."
+            "This rollout is run from {channel}: use the buttons in its thread.",
+            channel=rollout.channel_id,
         )
 
 
@@ -399,7 +423,7 @@ def _start_phase(
             return
         if current.state not in states:
             raise RolloutRefused(f"This rollout is {current.state}: nothing was started.")
-        raise RolloutRefused(f"<@{by}> already started that: nothing was started twice.")
+        raise RolloutRefused("{user} already started that: nothing was started twice.", user=by)
 
 
 def _retry_failed(
