@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     digest_cron: str = Field("0 9 * * *", validation_alias="WSIMG_DIGEST_CRON")
     timezone: str = Field("UTC", validation_alias="WSIMG_TIMEZONE")
     poll_seconds: int = Field(300, ge=1, validation_alias="WSIMG_POLL_SECONDS")
+    # How old the shared fleet scan may be before a listing scans again (0: every listing).
+    scan_seconds: int = Field(900, ge=0, le=24 * 3600, validation_alias="WSIMG_SCAN_SECONDS")
     scheduler: bool = Field(True, validation_alias="WSIMG_SCHEDULER")
     port: int = Field(3000, ge=0, le=65535, validation_alias="PORT")
     # Read by botocore itself (bot/aws/gateway.py lets them win over its standard/5 default);

@@ -70,8 +70,14 @@ def _everything(args: list[str]) -> tuple[list[str], bool]:
 
 def register(app: App, services: Services) -> None:
     def updates_(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
-        region = args[0] if args else None
-        page = listing.list_updates(services, user_id=user_id, channel_id=channel_id, region=region)
+        rest = [arg for arg in args if arg.lower() != "refresh"]
+        page = listing.list_updates(
+            services,
+            user_id=user_id,
+            channel_id=channel_id,
+            region=rest[0] if rest else None,
+            refresh=len(rest) != len(args),
+        )
         respond(response_type="ephemeral", **blocks.listing(page))
 
     def status(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
@@ -126,7 +132,8 @@ def register(app: App, services: Services) -> None:
                 ack(response_type="ephemeral", **blocks.error_message(refused.user_message))
                 return
         if sub == "updates":
-            where = f"`{blocks.escape(args[0][:64])}`" if args else "every configured region"
+            regions = [arg for arg in args if arg.lower() != "refresh"]
+            where = f"`{blocks.escape(regions[0][:64])}`" if regions else "every configured region"
             ack(response_type="ephemeral", text=f"Looking for image updates in {where}…")
         elif sub in ACKS:
             text = ACKS[sub]

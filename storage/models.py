@@ -150,6 +150,8 @@ class Listing(SQLModel, table=True):
     image_counts: dict[str, int] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
     )
+    # When the fleet scan it was made from began: how old what it shows is.
+    scanned_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -285,3 +287,38 @@ class HomeViewer(SQLModel, table=True):
 
     user_id: str = Field(primary_key=True, max_length=32)
     opened_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class FleetImage(SQLModel, table=True):
+    """One image as the last fleet scan saw it (upserted by each scan): what listings, digests
+    and the Home tab read instead of asking AWS each time."""
+
+    __tablename__ = "fleet_image"
+    __table_args__ = (Index("ix_fleet_image_region_update", "region", "update_available"),)
+
+    image_key: str = Field(primary_key=True, max_length=160)  # account:region:image
+    account_id: str = Field(max_length=12)
+    region: str = Field(max_length=32)
+    image_id: str = Field(max_length=80)
+    name: str = Field(max_length=255)
+    description: str | None = Field(default=None, max_length=512)
+    state: str = Field(max_length=32)
+    platform: str | None = Field(default=None, max_length=32)
+    update_available: bool = False
+    update_description: str | None = Field(default=None, max_length=512)
+    created: datetime | None = None
+    scanned_at: datetime = Field(default_factory=utcnow)
+
+
+class FleetScan(SQLModel, table=True):
+    """The fleet scan: one row. ``running_by`` is the claim that makes concurrent requests for
+    a scan, in any thread of any process, share one; the others wait for it to finish."""
+
+    __tablename__ = "fleet_scan"
+
+    id: str = Field(primary_key=True, max_length=16)  # "fleet"
+    running_by: str | None = Field(default=None, max_length=96)
+    running_since: datetime | None = None
+    started_at: datetime | None = None  # of the last finished scan: how old what it saw is
+    finished_at: datetime | None = None
+    failures: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

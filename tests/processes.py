@@ -39,6 +39,7 @@ def process_env(
         WSIMG_REGIONS="us-east-1",
         WSIMG_APPROVERS=APPROVER,
         WSIMG_POLL_SECONDS="1",
+        WSIMG_SCAN_SECONDS="0",  # each listing sees what the test just put in the simulator
         PORT=str(free_port()),
     )
     env.update(extra)

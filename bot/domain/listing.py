@@ -8,10 +8,12 @@ import secrets
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from sqlmodel import Session
 
 from bot.aws.gateway import Image
+from bot.domain import fleet
 from bot.domain.context import Services
 from bot.domain.pages import Entry, ListingPage, assign_pages
 from bot.domain.requests import StaleButton, UnknownRegion, ttl
@@ -43,12 +45,23 @@ def check_region(services: Services, region: str | None) -> None:
 
 
 def list_updates(
-    services: Services, *, user_id: str, channel_id: str | None, region: str | None = None
+    services: Services,
+    *,
+    user_id: str,
+    channel_id: str | None,
+    region: str | None = None,
+    refresh: bool = False,
 ) -> ListingPage:
-    """Every image with an update available, in every configured region and account."""
+    """Every image with an update available, in every configured region and account, as the
+    shared fleet scan saw it (scanned again first with ``refresh``, or when it is too old)."""
     check_region(services, region)
     listing = make_listing(
-        services, kind="updates", user_id=user_id, channel_id=channel_id, region=region
+        services,
+        kind="updates",
+        user_id=user_id,
+        channel_id=channel_id,
+        region=region,
+        max_age=timedelta(0) if refresh else None,
     )
     return load_page(services, listing_id=listing.id, page=1)
 
@@ -61,9 +74,11 @@ def make_listing(
     channel_id: str | None,
     region: str | None = None,
     skip: Callable[[Image], bool] = lambda image: False,
+    max_age: timedelta | None = None,
 ) -> Listing:
-    """Ask AWS, remember what it said (offers, first sightings), return the stored listing."""
-    found = services.gateway.list_images(region=region)
+    """Read the fleet scan (bot/domain/fleet.py; scanned again when older than ``max_age``),
+    remember what it showed (offers, first sightings), return the stored listing."""
+    found = fleet.snapshot(services, region=region, max_age=max_age)
     images = [image for image in found.images if image.update_available and not skip(image)]
     listing = Listing(
         id=uuid.uuid4().hex,
@@ -71,10 +86,8 @@ def make_listing(
         created_by=user_id,
         channel_id=channel_id,
         region=region,
-        failures=[
-            f"{failure.target.region} ({failure.target.account_id}): {failure.error.user_message}"
-            for failure in found.failures
-        ],
+        failures=found.failures,
+        scanned_at=found.scanned_at,
         image_counts=dict(Counter(f"{i.account_id}:{i.region}" for i in found.images)),
     )
     pages = assign_pages([(image.account_id, image.region) for image in images])

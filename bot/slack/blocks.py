@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.aws.error_details import detail_lines
@@ -18,6 +18,7 @@ from bot.domain.decisions import AlreadyDecided
 from bot.domain.digests import SNOOZE_DAYS
 from bot.domain.pages import PAGE_BLOCKS, Entry, ListingPage
 from bot.domain.requests import REASON_MAX, AlreadyInFlight
+from bot.domain.rollout import RolloutRefused
 from bot.errors import WsimgError
 from bot.slack.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action, action_id
 from storage.models import IN_FLIGHT, State, Subscription, UpdateRequest, utcnow
@@ -79,6 +80,9 @@ def refusal_message(error: WsimgError) -> Message:
     if isinstance(error, AlreadyInFlight):
         sentence = error.say(escape(error.request.source_image_name), lambda user: f"<@{user}>")
         return text_message(f":warning: {sentence}")
+    if isinstance(error, RolloutRefused):
+        sentence = error.say(lambda user: f"<@{user}>", lambda channel: f"<#{channel}>", escape)
+        return text_message(f":warning: {sentence}")
     if isinstance(error, AlreadyDecided):
         line = status_line(error.request)
         return text_message(f":warning: This request is no longer waiting for a decision: {line}")
@@ -103,6 +107,8 @@ def listing(page: ListingPage) -> Message:
         if page.pages > 1:
             summary += f" · page {page.page} of {page.pages}"
     out: list[Block] = [section(summary)]
+    if page.listing.scanned_at is not None:
+        out.append(context(scanned_text(page.listing.scanned_at)))
     if page.failures:
         out.append(failures_block(page.failures))
     out.extend(entry_blocks(page.entries, four_eyes=page.four_eyes, page=page))
@@ -110,6 +116,23 @@ def listing(page: ListingPage) -> Message:
         out.append(_page_buttons(page))
     noun = "update" if page.total_images == 1 else "updates"
     return {"text": f"{page.total_images} WorkSpaces image {noun} available", "blocks": out}
+
+
+def scanned_text(scanned_at: datetime, now: datetime | None = None) -> str:
+    """How old the fleet scan a listing shows is, and how to see it fresh."""
+    age = max((now or datetime.now(UTC)) - scanned_at, timedelta(0))
+    minutes = int(age.total_seconds() // 60)
+    when = (
+        "just now"
+        if minutes < 1
+        else f"{minutes} min ago"
+        if minutes < 120
+        else f"{minutes // 60} h ago"
+    )
+    return (
+        f"As AWS showed it {when} ({scanned_at:%H:%M} UTC); `/wsimg updates refresh` asks "
+        "again. Each click checks its image live."
+    )
 
 
 def count_text(images: int, regions: int) -> str:
