@@ -250,6 +250,8 @@ class Rollout(SQLModel, table=True):
     batch: int = 10
     idle_hours: int = 8
     paused_reason: str | None = Field(default=None, max_length=512)
+    # What stopped the last pass over the waves (an AWS sentence); cleared by the next good one.
+    stalled: str | None = Field(default=None, max_length=512)
     # The progress line last shown in the thread: the message is edited only when it changes.
     progress_text: str | None = Field(default=None, max_length=512)
     created_at: datetime = Field(default_factory=utcnow)

@@ -208,11 +208,13 @@ class WorkSpacesGateway:
             connect_timeout=5,
             read_timeout=30,
         )
+        # For calls that must not be sent twice (RebuildWorkspaces): one attempt, no retry.
+        self._once = self._config.merge(Config(retries={"total_max_attempts": 1}))
         # boto3 sessions are not thread-safe, clients are: every client is built under this lock.
         self._lock = threading.Lock()
         self._identity_lock = threading.Lock()
         self._base_account: str | None = None
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, bool], Any] = {}
         self._role_sessions: dict[str, boto3.Session] = {}
 
     # -- targets and clients -------------------------------------------------------------
@@ -252,18 +254,20 @@ class WorkSpacesGateway:
         with self._lock:
             return session.client(service, region_name=region, config=self._config)
 
-    def client(self, account_id: str, region: str) -> Any:
-        """The WorkSpaces client of one account in one region (bot/aws/rollout.py's calls)."""
-        return self._client(account_id, region)
+    def client(self, account_id: str, region: str, *, retries: bool = True) -> Any:
+        """The WorkSpaces client of one account in one region (bot/aws/rollout.py's calls);
+        ``retries=False``: one that sends each call once, never retrying it."""
+        return self._client(account_id, region, retries=retries)
 
-    def _client(self, account_id: str, region: str) -> Any:
+    def _client(self, account_id: str, region: str, *, retries: bool = True) -> Any:
         role_arn = self._role_for(account_id)
-        key = (account_id, region)
+        key = (account_id, region, retries)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
                 session = self._session if role_arn is None else self._role_session(role_arn)
-                client = session.client("workspaces", region_name=region, config=self._config)
+                config = self._config if retries else self._once
+                client = session.client("workspaces", region_name=region, config=config)
                 self._clients[key] = client
             return client
 

@@ -194,8 +194,10 @@ class RolloutCalls:
         return max(times, default=None)
 
     def rebuild(self, *, account_id: str, region: str, workspace_id: str) -> RebuildRefused | None:
-        """Ask for one WorkSpace's rebuild; the FailedRequest when WorkSpaces refused it."""
-        client = self._gateway.client(account_id, region)
+        """Ask for one WorkSpace's rebuild, once (botocore does not retry it: a reply lost
+        after WorkSpaces took it must not become a second rebuild); the FailedRequest when
+        WorkSpaces refused it."""
+        client = self._gateway.client(account_id, region, retries=False)
         answer = call(
             "RebuildWorkspaces",
             region,

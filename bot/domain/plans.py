@@ -33,6 +33,7 @@ class Progress:
     unconfirmed: list[str]
     skipped: int
     paused_reason: str | None
+    problem: str | None = None  # what stopped the last pass (an AWS sentence), if anything
 
     def line(self) -> str:
         head = f"wave {self.wave}: " if self.wave else ""
@@ -93,5 +94,6 @@ class Plan:
             self.source_exists
             and self.bundles_known
             and not self.to_move
+            and not self.shares_missing
             and (self.rollout.retire_by is None or self.may_retry("unshare", "delete"))
         )

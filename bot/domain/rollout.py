@@ -16,7 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.aws.rollout import Bundle, RolloutCalls
 from bot.domain.audit import Viewer, _scope
@@ -216,6 +216,7 @@ def progress(services: Services, rollout: Rollout) -> Progress | None:
         ],
         skipped=counts[StepState.skipped],
         paused_reason=rollout.paused_reason,
+        problem=rollout.stalled,
     )
 
 
@@ -331,8 +332,11 @@ def _claim(services: Services, step: RolloutStep) -> bool:
                 claimed_by=WORKER_ID,
                 claimed_at=utcnow(),
             )
-        if step.state == StepState.claimed and step.claimed_by != WORKER_ID:
-            if not is_dead_here(step.claimed_by) and not _stale(step):
+        if step.state == StepState.claimed:
+            # Another process's claim once it is dead (or silent for too long); this process's
+            # own only when too old (the thread that held it is gone).
+            mine = step.claimed_by == WORKER_ID
+            if not _stale(step) and (mine or not is_dead_here(step.claimed_by)):
                 return False
             return store.move_step(
                 session=session,
@@ -426,6 +430,9 @@ def _start_phase(
         raise RolloutRefused("{user} already started that: nothing was started twice.", user=by)
 
 
+LEFT_AFTER = timedelta(minutes=1)  # a waiting step nobody claimed this long was left behind
+
+
 def _retry_failed(
     services: Services, rollout: Rollout, kinds: tuple[str, ...], user_id: str
 ) -> int:
@@ -447,15 +454,29 @@ def _retry_failed(
             )
             for step in failed
         )
-        if retried:
+        # Steps a click that failed midway or a process that died left unfinished: waiting
+        # for longer than a click takes to claim them, or claimed by a process that is gone.
+        left = [
+            step
+            for kind in kinds
+            for step in store.steps(
+                session=session,
+                rollout_id=rollout.id,
+                kind=kind,
+                states=[StepState.waiting, StepState.claimed],
+            )
+            if (step.state == StepState.waiting and utcnow() - step.updated_at > LEFT_AFTER)
+            or (step.state == StepState.claimed and (is_dead_here(step.claimed_by) or _stale(step)))
+        ]
+        if retried or left:
             crud.record_event(
                 session=session,
                 kind="rollout_retry",
                 actor=user_id,
                 request_id=rollout.id,
-                detail={"steps": [s.target for s in failed]},
+                detail={"steps": [s.target for s in [*failed, *left]]},
             )
-    return retried
+    return retried + len(left)
 
 
 def failures(services: Services, rollout_id: str, kinds: tuple[str, ...]) -> list[str]:
@@ -516,7 +537,6 @@ def run_bundles(services: Services, rollout_id: str, *, actor: str = SYSTEM) -> 
     """Carry out the bundle steps not done yet (a click, or the poller after a crash)."""
     rollout, _ = load(services, rollout_id)
     calls = RolloutCalls(services.gateway)
-    where = {"account_id": rollout.account_id, "region": rollout.region}
     with session_scope(services.engine) as session:
         pending = store.steps(
             session=session,
@@ -528,52 +548,64 @@ def run_bundles(services: Services, rollout_id: str, *, actor: str = SYSTEM) -> 
     for step in pending:
         if not _claim(services, step):
             continue
-        # Re-checked now: a bundle someone moved (or a process that died after moving it) is
-        # reported, not touched again.
-        current = next(iter(calls.bundles(**where, bundle_ids=[step.target])), None)
-        if current is None:
-            _finish(
-                services,
-                step,
-                StepState.skipped,
-                event="bundle_skipped",
-                detail={},
-                note="the bundle no longer exists",
-            )
-            continue
-        if current.image_id == rollout.new_image_id:
-            _finish(
-                services,
-                step,
-                StepState.done,
-                event="bundle_pointed",
-                detail={"already": True},
-                note="already pointed at the new image",
-            )
-            continue
-        if current.image_id != rollout.source_image_id:
-            _finish(
-                services,
-                step,
-                StepState.skipped,
-                event="bundle_skipped",
-                detail={"image_id": current.image_id},
-                note=f"someone pointed it at {current.image_id}",
-            )
-            continue
         try:
-            calls.point_bundle(**where, bundle_id=step.target, image_id=rollout.new_image_id)
-        except AwsError as exc:
+            moved += _point(services, calls, rollout, step, actor)
+        except Exception as exc:
+            # Nothing may leave the claim behind: the step fails, and a click retries it.
+            why = exc.user_message if isinstance(exc, AwsError) else "wsimg failed (see its log)"
             _finish(
                 services,
                 step,
                 StepState.failed,
                 event="bundle_failed",
-                detail={"error": exc.code},
-                note=exc.user_message,
+                detail={"error": getattr(exc, "code", type(exc).__name__)},
+                note=why,
             )
-            continue
-        moved += _finish(
+            if not isinstance(exc, AwsError):
+                raise
+    return moved
+
+
+def _point(
+    services: Services, calls: RolloutCalls, rollout: Rollout, step: RolloutStep, actor: str
+) -> int:
+    """One claimed bundle step: re-checked now (a bundle someone moved, or that a process
+    which died had moved, is reported, not touched again), then pointed. 1 when pointed."""
+    where = {"account_id": rollout.account_id, "region": rollout.region}
+    current = next(iter(calls.bundles(**where, bundle_ids=[step.target])), None)
+    if current is None:
+        _finish(
+            services,
+            step,
+            StepState.skipped,
+            event="bundle_skipped",
+            detail={},
+            note="the bundle no longer exists",
+        )
+        return 0
+    if current.image_id == rollout.new_image_id:
+        _finish(
+            services,
+            step,
+            StepState.done,
+            event="bundle_pointed",
+            detail={"already": True},
+            note="already pointed at the new image",
+        )
+        return 0
+    if current.image_id != rollout.source_image_id:
+        _finish(
+            services,
+            step,
+            StepState.skipped,
+            event="bundle_skipped",
+            detail={"image_id": current.image_id},
+            note=f"someone pointed it at {current.image_id}",
+        )
+        return 0
+    calls.point_bundle(**where, bundle_id=step.target, image_id=rollout.new_image_id)
+    return int(
+        _finish(
             services,
             step,
             StepState.done,
@@ -581,7 +613,7 @@ def run_bundles(services: Services, rollout_id: str, *, actor: str = SYSTEM) -> 
             actor=actor,
             detail={"image_id": rollout.new_image_id},
         )
-    return moved
+    )
 
 
 def bundles_unfinished(services: Services) -> list[str]:

@@ -107,6 +107,13 @@ def retire(services: Services, *, rollout_id: str, user_id: str, channel_id: str
             f"{'it' if len(users) == 1 else 'them'} at the new image first; nothing was deleted."
         )
     accounts = calls.shared_with(**where, image_id=rollout.source_image_id)
+    missing = sorted(set(accounts) - set(calls.shared_with(**where, image_id=rollout.new_image_id)))
+    if missing:
+        raise RolloutRefused(
+            f"`{rollout.source_image_id}` is shared with {', '.join(missing)}, and the new image "
+            "is not: share it first (Share with … like the source), or those accounts are left "
+            "without it. Nothing was deleted."
+        )
     steps = [RolloutStep(rollout_id=rollout.id, kind=UNSHARE, target=a) for a in accounts]
     steps.append(RolloutStep(rollout_id=rollout.id, kind=DELETE, target=rollout.source_image_id))
     _start_phase(

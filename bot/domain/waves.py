@@ -35,7 +35,7 @@ from bot.domain.rollout import (
     load,
     progress,
 )
-from bot.errors import AwsError
+from bot.errors import AwsError, WsimgError
 from storage import crud
 from storage import rollouts as store
 from storage.db import session_scope, unit_of_work
@@ -79,7 +79,10 @@ def start(
         batch=services.settings.rebuild_batch,
         idle_hours=services.settings.rebuild_idle_hours,
     )
-    advance(services, rollout.id)
+    try:
+        advance(services, rollout.id)
+    except WsimgError as exc:  # started all the same: the progress message says what stalls
+        stalled(services, rollout.id, exc.user_message)
     rollout, _ = load(services, rollout.id)
     return progress(services, rollout)
 
@@ -165,12 +168,20 @@ def decide(
 
 def advance(services: Services, rollout_id: str) -> None:
     """Follow the wave in flight, settle orphaned claims, and start the next wave when the
-    last one is back. Called after a click and on every poll."""
+    last one is back. Called after a click and on every poll. A pass that goes through clears
+    what stalled the one before."""
+    _advance(services, rollout_id)
     rollout, _ = load(services, rollout_id)
-    if rollout.state not in (RolloutState.rebuilding, RolloutState.paused):
+    if rollout.stalled:
+        stalled(services, rollout_id, None)
+
+
+def _advance(services: Services, rollout_id: str) -> None:
+    rollout, _ = load(services, rollout_id)
+    if rollout.state not in (RolloutState.rebuilding, RolloutState.paused, RolloutState.cancelled):
         return
     calls = RolloutCalls(services.gateway)
-    _follow(services, calls, rollout)
+    _follow(services, calls, rollout)  # also after Cancel: what was rebuilding still ends
     _settle_orphans(services, calls, rollout)
     rollout, _ = load(services, rollout_id)
     if rollout.state != RolloutState.rebuilding:
@@ -211,6 +222,12 @@ def _where(rollout: Rollout) -> dict[str, str]:
 # rebuild counts as over once wsimg has seen it REBUILDING, or this long after it was asked.
 REBUILD_SETTLE = timedelta(minutes=10)
 SEEN_REBUILDING = "seen REBUILDING"
+ASKING = "asking"  # a claimed WorkSpace whose RebuildWorkspaces call is under way
+# States a WorkSpace passes through on its way back; any other after the rebuild began
+# (ERROR, UNHEALTHY, SUSPENDED, TERMINATED…) pauses the rollout with that state.
+PASSING = frozenset(
+    {"PENDING", "STARTING", "REBOOTING", "STOPPING", "UPDATING", "MAINTENANCE", "RESTORING"}
+)
 
 
 def _follow(services: Services, calls: RolloutCalls, rollout: Rollout) -> None:
@@ -239,10 +256,14 @@ def _follow(services: Services, calls: RolloutCalls, rollout: Rollout) -> None:
         begun = step.detail == SEEN_REBUILDING or (
             step.claimed_at is not None and now - step.claimed_at > REBUILD_SETTLE
         )
-        if state == "AVAILABLE" and begun:
+        if state in ("AVAILABLE", "STOPPED") and begun:  # STOPPED: AutoStop after it
             _land(services, step, StepState.done, "workspace_rebuilt", None)
-        elif state == "gone" or (state == "ERROR" and begun):
-            why = "ended in ERROR" if state == "ERROR" else "no longer exists"
+        elif state in PASSING:
+            continue  # starting, rebooting…: still on its way
+        elif state == "gone" or begun:
+            why = f"is {state}" if state != "gone" else "no longer exists"
+            if state == "ERROR":
+                why = "ended in ERROR"
             if _land(services, step, StepState.failed, "workspace_rebuild_failed", why):
                 pause(services, rollout, f"{step.target} ({step.label}) {why} after its rebuild")
 
@@ -271,7 +292,8 @@ def _land(
 
 def _settle_orphans(services: Services, calls: RolloutCalls, rollout: Rollout) -> None:
     """A WorkSpace claimed by a process that died: REBUILDING means its rebuild was asked
-    for; anything else cannot tell, so it is never asked again and a person checks it."""
+    for; one its wave claimed but whose rebuild was not being asked for yet waits again; one
+    whose call was under way cannot tell, so it is never asked again and a person checks it."""
     with session_scope(services.engine) as session:
         claimed = store.steps(
             session=session, rollout_id=rollout.id, kind=WORKSPACE, states=[StepState.claimed]
@@ -286,18 +308,29 @@ def _settle_orphans(services: Services, calls: RolloutCalls, rollout: Rollout) -
     found = calls.workspaces(**_where(rollout), workspace_ids=[s.target for s in orphans])
     for step in orphans:
         workspace = found.get(step.target)
-        rebuilding = workspace is not None and workspace.state == "REBUILDING"
+        if workspace is not None and workspace.state == "REBUILDING":
+            to, detail = StepState.rebuilding, SEEN_REBUILDING
+        elif step.detail != ASKING:  # claimed with its wave, never asked for: safe to redo
+            to, detail = StepState.waiting, None
+        else:
+            to, detail = (
+                StepState.unconfirmed,
+                "wsimg stopped while asking for its rebuild: check it, rebuild by hand if it "
+                "still runs the old image",
+            )
         with unit_of_work(services.engine) as session:
             moved = store.move_step(
                 session=session,
                 step_id=step.id or 0,
                 from_states=[StepState.claimed],
-                to=StepState.rebuilding if rebuilding else StepState.unconfirmed,
+                to=to,
                 held_by=step.claimed_by,
-                detail=SEEN_REBUILDING
-                if rebuilding
-                else "wsimg stopped while asking for its rebuild: check it, rebuild by hand if "
-                "it still runs the old image",
+                detail=detail,
+                **(
+                    {"claimed_by": None, "claimed_at": None, "wave": None}
+                    if to == StepState.waiting
+                    else {}
+                ),
             )
             if moved:
                 crud.record_event(
@@ -308,6 +341,7 @@ def _settle_orphans(services: Services, calls: RolloutCalls, rollout: Rollout) -
                     detail={
                         "target": step.target,
                         "found": workspace.state if workspace else "gone",
+                        "to": to.value,
                     },
                 )
 
@@ -356,7 +390,12 @@ def _eligible(
 def _wave(
     services: Services, calls: RolloutCalls, rollout: Rollout, eligible: list[RolloutStep]
 ) -> None:
+    """Start the next wave: its number and the claims of its WorkSpaces in one transaction, so
+    a process that sees the new number also sees the wave in flight. Before each rebuild the
+    rollout is read again: a Pause or Cancel clicked meanwhile stops the rest of the wave (its
+    claims go back to waiting)."""
     wave = rollout.wave + 1
+    mine: list[RolloutStep] = []
     with unit_of_work(services.engine) as session:
         won = store.set_rollout(
             session=session,
@@ -365,11 +404,10 @@ def _wave(
             states=[RolloutState.rebuilding],
             wave=wave,
         )
-    if not won:
-        return  # another process started this wave
-    for step in eligible[: rollout.batch]:
-        with unit_of_work(services.engine) as session:
-            claimed = store.move_step(
+        if not won:
+            return  # another process started this wave
+        for step in eligible[: rollout.batch]:
+            if store.move_step(
                 session=session,
                 step_id=step.id or 0,
                 from_states=[StepState.waiting],
@@ -378,29 +416,99 @@ def _wave(
                 claimed_at=utcnow(),
                 wave=wave,
                 detail=None,
+            ):
+                mine.append(step)
+    for n, step in enumerate(mine):
+        current, _ = load(services, rollout.id)
+        if current.state != RolloutState.rebuilding:
+            _unclaim(services, mine[n:])
+            return
+        try:
+            asked = _rebuild(services, calls, rollout, step, wave)
+        except BaseException:
+            _unclaim(services, mine[n + 1 :])
+            raise
+        if not asked:
+            _unclaim(services, mine[n + 1 :])
+            return
+
+
+def _unclaim(services: Services, steps: list[RolloutStep]) -> None:
+    """Claims of a wave that stopped before their rebuild was asked for: waiting again."""
+    with unit_of_work(services.engine) as session:
+        for step in steps:
+            store.move_step(
+                session=session,
+                step_id=step.id or 0,
+                from_states=[StepState.claimed],
+                to=StepState.waiting,
+                held_by=WORKER_ID,
+                claimed_by=None,
+                claimed_at=None,
+                wave=None,
             )
-        if not claimed:
-            continue
-        if not _rebuild(services, calls, rollout, step):
-            return  # the rollout paused: the rest of the wave waits for Resume
 
 
-def _rebuild(services: Services, calls: RolloutCalls, rollout: Rollout, step: RolloutStep) -> bool:
+def _rebuild(
+    services: Services, calls: RolloutCalls, rollout: Rollout, step: RolloutStep, wave: int
+) -> bool:
+    """Ask for one rebuild (once: the call is never retried); False when the rollout paused.
+    Whatever goes wrong between the claim and the record leaves no claim behind."""
+    where = _where(rollout)
+    with unit_of_work(services.engine) as session:  # from now on, it may have been asked
+        still_mine = store.move_step(
+            session=session,
+            step_id=step.id or 0,
+            from_states=[StepState.claimed],
+            to=StepState.claimed,
+            held_by=WORKER_ID,
+            detail=ASKING,
+        )
+    if not still_mine:
+        return True  # another process took the claim over (this one was taken for dead)
     try:
-        refused = calls.rebuild(**_where(rollout), workspace_id=step.target)
-    except AwsError as exc:
-        why = exc.user_message
-    else:
-        if refused is None:
-            _finish(
-                services,
-                step,
-                StepState.rebuilding,
-                event="workspace_rebuild_asked",
-                detail={"wave": rollout.wave + 1},
-            )
-            return True
-        why = f"{refused.code}: {refused.message}"
+        try:
+            refused = calls.rebuild(**where, workspace_id=step.target)
+        except AwsError as exc:
+            # The reply may be lost after WorkSpaces took the rebuild: it shows REBUILDING then.
+            if _shows_rebuilding(calls, where, step.target):
+                refused = None
+            else:
+                return _refused(services, rollout, step, exc.user_message)
+        if refused is not None:
+            return _refused(services, rollout, step, f"{refused.code}: {refused.message}")
+        _finish(
+            services,
+            step,
+            StepState.rebuilding,
+            event="workspace_rebuild_asked",
+            detail={"wave": wave},
+        )
+        return True
+    except Exception:
+        why = "wsimg failed while asking for its rebuild (the bot's log says why): check it"
+        _finish(
+            services,
+            step,
+            StepState.unconfirmed,
+            event="workspace_rebuild_unconfirmed",
+            detail={"reason": why},
+            note=why,
+        )
+        pause(services, rollout, f"{step.target} ({step.label}): {why}")
+        raise
+
+
+def _shows_rebuilding(calls: RolloutCalls, where: dict[str, str], workspace_id: str) -> bool:
+    try:
+        found = calls.workspaces(**where, workspace_ids=[workspace_id])
+    except AwsError:
+        return False
+    workspace = found.get(workspace_id)
+    return workspace is not None and workspace.state == "REBUILDING"
+
+
+def _refused(services: Services, rollout: Rollout, step: RolloutStep, why: str) -> bool:
     _finish(
         services,
         step,
@@ -414,13 +522,23 @@ def _rebuild(services: Services, calls: RolloutCalls, rollout: Rollout, step: Ro
 
 
 def live_rollouts(services: Services) -> list[str]:
+    """Rollouts whose waves the poll follows: rebuilding or paused, and cancelled ones with
+    WorkSpaces still rebuilding (followed to the end, no new wave)."""
     with session_scope(services.engine) as session:
-        return [
-            r.id
-            for r in store.in_states(
-                session=session, states=[RolloutState.rebuilding, RolloutState.paused]
+        live = store.in_states(
+            session=session, states=[RolloutState.rebuilding, RolloutState.paused]
+        )
+        cancelled = [
+            r
+            for r in store.in_states(session=session, states=[RolloutState.cancelled])
+            if store.steps(
+                session=session,
+                rollout_id=r.id,
+                kind=WORKSPACE,
+                states=[StepState.rebuilding],
             )
         ]
+        return [r.id for r in [*live, *cancelled]]
 
 
 # Held in progress_ts while one process posts the first progress message, so that a click and
@@ -469,6 +587,14 @@ def _show_progress(services: Services, rollout: Rollout, shown: Progress, text: 
             )
 
 
+def stalled(services: Services, rollout_id: str, problem: str | None) -> None:
+    """Remember what stopped the last pass (None: it went through), for the progress message."""
+    with unit_of_work(services.engine) as session:
+        store.set_rollout(
+            session=session, rollout_id=rollout_id, stalled=problem[:512] if problem else None
+        )
+
+
 def publish(services: Services, rollout_id: str) -> None:
     """Show the rollout's progress in its thread when it changed since it was last shown, and
     on the Home tabs this process has shown (bot/domain/home.py)."""
@@ -477,6 +603,8 @@ def publish(services: Services, rollout_id: str) -> None:
     if shown is None:
         return
     text = f"{rollout.state}: {shown.line()}"
+    if rollout.stalled:
+        text += f" — stalled: {rollout.stalled}"
     if rollout.paused_reason and rollout.state == RolloutState.paused:
         text += f" — {rollout.paused_reason}"
     text = text[:512]

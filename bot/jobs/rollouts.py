@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bot.domain import poller, rollout, waves
 from bot.domain.context import Services
+from bot.errors import WsimgError
 from storage.models import State, UpdateRequest
 
 
@@ -15,7 +16,12 @@ def run(services: Services) -> None:
             rollout.run_bundles(services, rollout_id)
     for rollout_id in waves.live_rollouts(services):
         with poller.on_its_own(f"waves of rollout {rollout_id[:8]}"):
-            waves.advance(services, rollout_id)
+            try:
+                waves.advance(services, rollout_id)
+            except WsimgError as exc:  # shown in the thread; the next poll tries again
+                waves.stalled(services, rollout_id, exc.user_message)
+                waves.publish(services, rollout_id)
+                raise
             waves.publish(services, rollout_id)
 
 

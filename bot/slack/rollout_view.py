@@ -198,6 +198,10 @@ def progress(rollout: Rollout, shown: Progress) -> Message:
     blocks: list[Block] = [
         section(f"{icon} *Rebuild of `{rollout.new_image_id}`* — {rollout.state}: {shown.line()}")
     ]
+    if shown.problem:
+        blocks.append(
+            section(f":warning: *Stalled*: {escape(shown.problem)} wsimg tries again each poll.")
+        )
     if rollout.state == RolloutState.paused and rollout.paused_reason:
         blocks.append(section(f"*Paused*: {_shown(rollout.paused_reason)}"))
     for failure in shown.failed[:10]:

@@ -307,11 +307,16 @@ def test_retire_is_refused_while_a_bundle_uses_the_source_then_unshares_and_dele
     assert not [c for c in world.simulator.calls if c.operation == "DeleteWorkspaceImage"]
 
     _click(world, plan, "bundles")
+    _click(world, _plan(world, request), "share")  # else its accounts would lose the image
     _click(world, _plan(world, request), "retire")
 
     calls = world.simulator.calls
     deletes = [c.params for c in calls if c.operation == "DeleteWorkspaceImage"]
-    unshares = [c.params for c in calls if c.operation == "UpdateWorkspaceImagePermission"]
+    unshares = [
+        c.params
+        for c in calls
+        if c.operation == "UpdateWorkspaceImagePermission" and not c.params["AllowCopyImage"]
+    ]
     assert deletes == [{"ImageId": fleet.source}]
     assert unshares == [
         {"ImageId": fleet.source, "AllowCopyImage": False, "SharedAccountId": SHARED_WITH}

@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("batch", sa.Integer(), nullable=False),
         sa.Column("idle_hours", sa.Integer(), nullable=False),
         sa.Column("paused_reason", AutoString(length=512), nullable=True),
+        sa.Column("stalled", AutoString(length=512), nullable=True),
         sa.Column("progress_text", AutoString(length=512), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
