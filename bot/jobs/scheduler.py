@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.domain import decisions, digests, home, listing
+from bot.domain import decisions, digests, fleet, home, listing
 from bot.domain.context import Services
 from bot.jobs import followups, rollouts
 
@@ -40,6 +40,12 @@ def poll_job(services: Services) -> None:
         log.info("purged %d listing(s) older than the approval TTL", purged)
 
 
+def scan_job(services: Services) -> None:
+    """Keep the shared fleet scan fresh: scans only when the last one (by any process) is
+    older than WSIMG_SCAN_SECONDS, so several processes' ticks make one scan."""
+    fleet.snapshot(services)
+
+
 def digest_job(services: Services) -> None:
     report = digests.run_due(services)
     if report.posted or report.skipped or report.failed:
@@ -62,6 +68,18 @@ def build_scheduler(services: Services) -> BackgroundScheduler:
         # A poll late by less than one interval still runs; later than that the next one is due.
         misfire_grace_time=seconds,
     )
+    if services.settings.scan_seconds > 0:
+        scan = services.settings.scan_seconds
+        scheduler.add_job(
+            scan_job,
+            IntervalTrigger(seconds=scan, timezone=zone),
+            args=[services],
+            id="scan",
+            name="scan the fleet",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=scan,
+        )
     digests.ensure_default_subscription(services)
     scheduler.add_job(
         digest_job,

@@ -1,0 +1,88 @@
+"""The shared fleet scan: listings read what the last scan saw, concurrent listings share one
+scan, the listing says how old it is, `/wsimg updates refresh` and the scheduler's tick scan
+again (issue 10, first part). Through the real app, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.fakes.slack import SlackWebAPI
+from bot.fakes.workspaces import WorkSpacesSimulator
+from bot.jobs.scheduler import scan_job
+from bot.runtime import build_services
+from tests.conftest import World, running_world
+
+DESCRIBE = "DescribeWorkspaceImages"
+
+
+@pytest.fixture
+def kept(settings: Settings, simulator: WorkSpacesSimulator, slack: SlackWebAPI) -> Iterator[World]:
+    """A world whose listings read a scan up to 15 minutes old (the production default)."""
+    with running_world(settings.model_copy(update={"scan_seconds": 900}), simulator, slack) as w:
+        yield w
+
+
+def _text(message: dict[str, Any]) -> str:
+    return str(message["blocks"])
+
+
+def test_two_concurrent_listings_share_one_scan(world: World) -> None:
+    sim = world.simulator
+    for n in range(30):  # two pages in one region
+        sim.add_image(region="us-east-1", name=f"Win-Shared-{n:02}")
+    world.listing()
+    one_scan = sim.count(DESCRIBE)
+    sim.clear_calls()
+
+    hold = sim.hold(DESCRIBE)
+    answers: list[dict[str, Any]] = []
+    first = threading.Thread(target=lambda: answers.append(world.listing()))
+    first.start()
+    assert hold.wait_until_blocked()
+    second = threading.Thread(target=lambda: answers.append(world.listing(user_id="U0OTHER")))
+    second.start()
+    time.sleep(0.5)  # the second is waiting for the first one's scan
+    hold.release()
+    first.join(30)
+    second.join(30)
+
+    assert sim.count(DESCRIBE) == one_scan
+    assert len(answers) == 2
+    assert all("30 images have a WorkSpaces update available" in _text(a) for a in answers)
+
+
+def test_the_listing_says_how_old_the_scan_is_and_refresh_scans_again(kept: World) -> None:
+    sim = kept.simulator
+    sim.add_image(region="us-east-1", name="Win-Kept")
+    first = kept.listing()
+    assert "As AWS showed it just now" in _text(first)
+    scanned = sim.count(DESCRIBE)
+
+    later = sim.add_image(region="us-east-1", name="Win-Later")
+    again = kept.listing()  # read from the snapshot: no AWS call, the new image not yet seen
+    assert sim.count(DESCRIBE) == scanned
+    assert later not in _text(again)
+
+    fresh = kept.listing("updates refresh")
+    assert sim.count(DESCRIBE) > scanned
+    assert later in _text(fresh)
+
+
+def test_the_scheduler_tick_scans_once_for_every_process(kept: World) -> None:
+    sim = kept.simulator
+    sim.add_image(region="us-east-1", name="Win-Tick")
+    other = build_services(kept.services.settings, name_lookup_pause=0)  # a second process
+    try:
+        scan_job(kept.services)
+        scanned = sim.count(DESCRIBE)
+        assert scanned > 0
+        scan_job(other)  # its tick finds the scan fresh: nothing asked
+        assert sim.count(DESCRIBE) == scanned
+    finally:
+        other.engine.dispose()
