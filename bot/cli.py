@@ -267,6 +267,29 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     demo.set_defaults(run=_demo)
+
+    bench = add(
+        "bench",
+        "measure the figures of issue 10 against a fake world; print each with PASS or MISS",
+        _epilog(
+            ("LOG_LEVEL",),
+            note=(
+                "Like the demo, the benchmark brings its own WorkSpaces simulator (with the\n"
+                "latency asked for), Slack stand-in and temporary database, all on 127.0.0.1,\n"
+                "whatever SLACK_*, DATABASE_URL, WSIMG_REGIONS and AWS_* say. A benchmark, not\n"
+                "a test: it exits 0 whatever the figures. The full size takes a few minutes."
+            ),
+        ),
+    )
+    bench.add_argument("--regions", type=int, default=10, help="regions (default 10, at most 12)")
+    bench.add_argument("--images", type=int, default=250, help="images per region (default 250)")
+    bench.add_argument(
+        "--latency", type=float, default=0.1, help="seconds per AWS call (default 0.1)"
+    )
+    bench.add_argument(
+        "--quick", action="store_true", help="a small fleet, for a smoke run (ignores the rest)"
+    )
+    bench.set_defaults(run=_bench)
     return parser
 
 
@@ -540,3 +563,18 @@ def _demo(_args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
     return run_demo()
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bot.bench import REGIONS, Sizes, run_bench
+
+    if args.quick:
+        return run_bench(Sizes.quick())
+    if not 1 <= args.regions <= len(REGIONS) or args.images < 1 or args.latency < 0:
+        print(
+            f"wsimg: --regions must be 1 to {len(REGIONS)}, --images at least 1, "
+            "--latency at least 0.",
+            file=sys.stderr,
+        )
+        return 2
+    return run_bench(Sizes(regions=args.regions, images=args.images, latency=args.latency))

@@ -65,7 +65,10 @@ class WorkSpacesService(FleetOperations, SharingOperations):
     def handle(
         self, method: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        """Answer one HTTP request. ``headers`` keys must be lower case."""
+        """Answer one HTTP request (after ``latency`` seconds). ``headers`` keys must be lower
+        case."""
+        if self.latency > 0:
+            time.sleep(self.latency)
         is_form = "x-www-form-urlencoded" in headers.get("content-type", "")
         auth = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
         service = auth.group("service") if auth else ("sts" if is_form else "workspaces")

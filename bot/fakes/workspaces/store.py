@@ -224,8 +224,14 @@ class ImageStore:
         seed: int | None = None,
         hold_timeout: float = 30.0,
         rebuild_seconds: float = 2.0,
+        latency: float = 0.0,
     ) -> None:
+        if latency < 0:
+            raise ValueError(f"latency {latency} is negative")
         self.port = port
+        # Seconds every AWS call (WorkSpaces and STS) waits before it is answered, outside
+        # the store's lock, so that concurrent calls wait side by side as AWS's would.
+        self.latency = latency
         self.pending_seconds = pending_seconds
         self.rebuild_seconds = rebuild_seconds
         # Items per page of DescribeWorkspaceBundles, DescribeWorkspacesConnectionStatus, and of
