@@ -7,7 +7,7 @@ lazy listener in Bolt's context, which releases it as the answer goes out, or wh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -15,6 +15,7 @@ from slack_sdk.webhook import WebhookResponse
 
 from bot.domain import audit, digests, listing, rollout
 from bot.domain.context import Services
+from bot.errors import WsimgError
 from bot.slack import blocks, rollout_view
 from bot.slack.limits import CommandLimits, LimitReached, Ticket
 from bot.slack.payloads import Command
@@ -68,15 +69,22 @@ def _everything(args: list[str]) -> tuple[list[str], bool]:
     return rest, len(rest) != len(args)
 
 
+def _looking(args: list[str], regions: Sequence[str]) -> str:
+    """The ack of `/wsimg updates`: where it looks (a bad filter is answered after the ack)."""
+    try:
+        filters = listing.parse_filters(args, regions=regions)
+    except WsimgError:
+        return "Looking for image updates…"
+    where = f"`{blocks.escape(filters.region)}`" if filters.region else "every configured region"
+    matching = f" {blocks.escape(filters.describe())}" if filters.describe() else ""
+    return f"Looking for image updates{matching} in {where}…"
+
+
 def register(app: App, services: Services) -> None:
     def updates_(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
-        rest = [arg for arg in args if arg.lower() != "refresh"]
+        filters = listing.parse_filters(args, regions=services.settings.regions)
         page = listing.list_updates(
-            services,
-            user_id=user_id,
-            channel_id=channel_id,
-            region=rest[0] if rest else None,
-            refresh=len(rest) != len(args),
+            services, user_id=user_id, channel_id=channel_id, filters=filters
         )
         respond(response_type="ephemeral", **blocks.listing(page))
 
@@ -132,9 +140,7 @@ def register(app: App, services: Services) -> None:
                 ack(response_type="ephemeral", **blocks.error_message(refused.user_message))
                 return
         if sub == "updates":
-            regions = [arg for arg in args if arg.lower() != "refresh"]
-            where = f"`{blocks.escape(regions[0][:64])}`" if regions else "every configured region"
-            ack(response_type="ephemeral", text=f"Looking for image updates in {where}…")
+            ack(response_type="ephemeral", text=_looking(args, services.settings.regions))
         elif sub in ACKS:
             text = ACKS[sub]
             if text:

@@ -22,12 +22,12 @@ from bot.aws.gateway import Image
 from bot.domain import listing as listings
 from bot.domain.context import Services
 from bot.domain.identity import WORKER_ID
-from bot.domain.pages import OVERDUE_DAYS, Digest, Entry, GroupSummary, ListingPage
+from bot.domain.pages import OVERDUE_DAYS, Digest, ListingPage
 from bot.domain.requests import NotAllowed, StaleButton, record_refusal
 from bot.errors import WsimgError
 from storage import crud
 from storage.db import session_scope, unit_of_work
-from storage.models import IN_FLIGHT, Snooze, Subscription, image_key, utcnow
+from storage.models import Snooze, Subscription, image_key, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -291,30 +291,12 @@ def build_digest(
     overdue = [e for e in entries if e.first_seen and now - e.first_seen > limit]
     return Digest(
         page=listings.load_page(services, listing_id=listing.id, page=1),
-        groups=_groups(entries, limit, now),
+        groups=listings.group_summaries(entries, now=now),
         overdue=sorted(overdue, key=lambda e: e.first_seen or now),
         snoozed=len(hidden),
         quiet=quiet,
         entries=entries,
     )
-
-
-def _groups(entries: Sequence[Entry], limit: timedelta, now: datetime) -> list[GroupSummary]:
-    groups: dict[tuple[str, str], list[Entry]] = {}
-    for entry in entries:
-        groups.setdefault((entry.offer.account_id, entry.offer.region), []).append(entry)
-    return [
-        GroupSummary(
-            account_id=account,
-            region=region,
-            count=len(members),
-            overdue=sum(1 for e in members if e.first_seen and now - e.first_seen > limit),
-            in_flight=sum(1 for e in members if e.request and e.request.state in IN_FLIGHT),
-            first_key=members[0].offer.key,
-            position=n,
-        )
-        for n, ((account, region), members) in enumerate(groups.items())
-    ]
 
 
 def post_digest_now(services: Services, *, channel_id: str, user_id: str) -> int:

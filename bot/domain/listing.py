@@ -3,23 +3,29 @@ the pages a listing is shown in."""
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import logging
+import re
 import secrets
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from bot.aws.gateway import Image
 from bot.domain import fleet
 from bot.domain.context import Services
-from bot.domain.pages import Entry, ListingPage, assign_pages
+from bot.domain.pages import OVERDUE_DAYS, Entry, GroupSummary, ListingPage, assign_pages
 from bot.domain.requests import StaleButton, UnknownRegion, ttl
+from bot.errors import WsimgError
 from storage import crud
 from storage.db import session_scope, unit_of_work
 from storage.models import (
+    IN_FLIGHT,
     Listing,
     Offer,
     image_key,
@@ -44,6 +50,70 @@ def check_region(services: Services, region: str | None) -> None:
         )
 
 
+SAMPLES = 3  # image names a summary line shows for its account and region
+GLOB_MAX = 64  # WorkSpaces image names are at most 64 characters
+_ACCOUNT = re.compile(r"[0-9]{12}")
+# What reads as a region (configured or not): `eu-west-1`, `us-gov-west-1`, `mars-north-1`.
+_REGION = re.compile(r"[a-z]+(-[a-z]+)+-[0-9]{1,2}")
+
+
+class BadFilter(WsimgError):
+    pass
+
+
+@dataclass(frozen=True)
+class Filters:
+    """`/wsimg updates [region] [account] [name-glob] [refresh]`, in any order."""
+
+    region: str | None = None
+    account_id: str | None = None
+    name_glob: str | None = None
+    refresh: bool = False
+
+    def matches(self, image: Image) -> bool:
+        if self.account_id is not None and image.account_id != self.account_id:
+            return False
+        return self.name_glob is None or fnmatch.fnmatchcase(
+            image.name.lower(), self.name_glob.lower()
+        )
+
+    def describe(self) -> str:
+        """The filters other than the region, in words ("" for none)."""
+        parts = []
+        if self.name_glob is not None:
+            parts.append(f"named `{self.name_glob}`")
+        if self.account_id is not None:
+            parts.append(f"in account {self.account_id}")
+        return " ".join(parts)
+
+
+def parse_filters(words: Sequence[str], *, regions: Sequence[str] = ()) -> Filters:
+    """The words after `updates`: a 12-digit account, a region (anything shaped like one, or a
+    configured one), `refresh`, and otherwise a name glob; at most one of each."""
+    region: str | None = None
+    account: str | None = None
+    glob: str | None = None
+    refresh = False
+    for word in words:
+        if word.lower() == "refresh":
+            refresh = True
+        elif word.isascii() and _ACCOUNT.fullmatch(word):
+            if account is not None and account != word:
+                raise BadFilter("Give at most one account (a 12-digit account ID).")
+            account = word
+        elif word.lower() in regions or _REGION.fullmatch(word):
+            if region is not None and region != word.lower():
+                raise BadFilter("Give at most one region.")
+            region = word.lower()
+        else:
+            if len(word) > GLOB_MAX:
+                raise BadFilter(f"An image name pattern is at most {GLOB_MAX} characters.")
+            if glob is not None and glob != word:
+                raise BadFilter("Give at most one image name pattern (such as `Win11-*`).")
+            glob = word
+    return Filters(region=region, account_id=account, name_glob=glob, refresh=refresh)
+
+
 def list_updates(
     services: Services,
     *,
@@ -51,19 +121,67 @@ def list_updates(
     channel_id: str | None,
     region: str | None = None,
     refresh: bool = False,
+    filters: Filters | None = None,
 ) -> ListingPage:
-    """Every image with an update available, in every configured region and account, as the
-    shared fleet scan saw it (scanned again first with ``refresh``, or when it is too old)."""
-    check_region(services, region)
+    """Every image with an update available, in every configured region and account (or those
+    the filters keep), as the shared fleet scan saw it (scanned again first with ``refresh``,
+    or when it is too old). Over one page in several accounts or regions: the first answer is
+    one line per account and region (``groups``), each opening that group's pages."""
+    filters = filters or Filters(region=region, refresh=refresh)
+    check_region(services, filters.region)
     listing = make_listing(
         services,
         kind="updates",
         user_id=user_id,
         channel_id=channel_id,
-        region=region,
-        max_age=timedelta(0) if refresh else None,
+        region=filters.region,
+        skip=lambda image: not filters.matches(image),
+        max_age=timedelta(0) if filters.refresh else None,
+        apart=True,
     )
-    return load_page(services, listing_id=listing.id, page=1)
+    first = load_page(services, listing_id=listing.id, page=1)
+    first = dataclasses.replace(first, filters=filters.describe())
+    if first.pages <= 1:
+        return first
+    with session_scope(services.engine) as session:
+        entries = entries_for(
+            session=session,
+            offers=crud.offers_of_listing(session=session, listing_id=listing.id),
+            channel_id=channel_id,
+        )
+    groups = group_summaries(entries, samples=SAMPLES)
+    # One account and region: its pages as they are (a summary of one line would only delay).
+    return dataclasses.replace(first, groups=groups) if len(groups) > 1 else first
+
+
+def group_summaries(
+    entries: Sequence[Entry],
+    *,
+    overdue_days: int = OVERDUE_DAYS,
+    now: datetime | None = None,
+    samples: int = 0,
+) -> list[GroupSummary]:
+    """One summary per account and region, in listing order: how many images, how many
+    waiting over ``overdue_days``, in flight, snoozed, the names of its first ``samples``
+    images; ``first_key`` opens its first page."""
+    limit, now = timedelta(days=overdue_days), now or utcnow()
+    groups: dict[tuple[str, str], list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault((entry.offer.account_id, entry.offer.region), []).append(entry)
+    return [
+        GroupSummary(
+            account_id=account,
+            region=region,
+            count=len(members),
+            overdue=sum(1 for e in members if e.first_seen and now - e.first_seen > limit),
+            in_flight=sum(1 for e in members if e.request and e.request.state in IN_FLIGHT),
+            first_key=members[0].offer.key,
+            position=n,
+            snoozed=sum(1 for e in members if e.snooze is not None),
+            samples=tuple(e.offer.image_name for e in members[:samples]),
+        )
+        for n, ((account, region), members) in enumerate(groups.items())
+    ]
 
 
 def make_listing(
@@ -75,9 +193,11 @@ def make_listing(
     region: str | None = None,
     skip: Callable[[Image], bool] = lambda image: False,
     max_age: timedelta | None = None,
+    apart: bool = False,
 ) -> Listing:
     """Read the fleet scan (bot/domain/fleet.py; scanned again when older than ``max_age``),
-    remember what it showed (offers, first sightings), return the stored listing."""
+    remember what it showed (offers, first sightings), return the stored listing. With
+    ``apart``, a listing over one page starts each account and region on a page of its own."""
     found = fleet.snapshot(services, region=region, max_age=max_age)
     images = [image for image in found.images if image.update_available and not skip(image)]
     listing = Listing(
@@ -90,7 +210,10 @@ def make_listing(
         scanned_at=found.scanned_at,
         image_counts=dict(Counter(f"{i.account_id}:{i.region}" for i in found.images)),
     )
-    pages = assign_pages([(image.account_id, image.region) for image in images])
+    groups = [(image.account_id, image.region) for image in images]
+    pages = assign_pages(groups)
+    if apart and pages and pages[-1] > 1:
+        pages = assign_pages(groups, apart=True)
     offers = [
         _offer(image, listing=listing, page=page, position=n)
         for n, (image, page) in enumerate(zip(images, pages, strict=True))

@@ -4,7 +4,9 @@ each), a digest, and how a listing is cut into pages.
 A page is what one Slack message can show (50 blocks): three blocks are kept for the summary,
 the failures line and the page buttons; an image takes two (its section and its buttons), plus
 one for its group's heading the first time the group shows on a page. The pages are decided
-when the listing is stored, so every page button finds the same page again.
+when the listing is stored, so every page button finds the same page again. A `/wsimg updates`
+listing over one page starts each account and region on a page of its own, and answers first
+with one line per account and region (``ListingPage.groups``), each opening its pages.
 
 A digest names every image (one short line each) up to ``NAMED_MAX`` images; past that, one line
 per account and region, each opening its images.
@@ -36,6 +38,19 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class GroupSummary:
+    account_id: str
+    region: str
+    count: int
+    overdue: int
+    in_flight: int
+    first_key: str
+    position: int
+    snoozed: int = 0
+    samples: tuple[str, ...] = ()  # the names of its first few images, to recognise it by
+
+
+@dataclass(frozen=True)
 class ListingPage:
     listing: Listing
     page: int
@@ -45,6 +60,9 @@ class ListingPage:
     entries: list[Entry]
     four_eyes: bool = False  # a click asks for the update; another approver approves it
     image_quota: int = 40  # images per account and region (WSIMG_IMAGE_QUOTA)
+    # `/wsimg updates` over one page answers first with one line per account and region.
+    groups: list[GroupSummary] | None = None
+    filters: str = ""  # the command's filters in words ("" for none), for its first answer
 
     @property
     def failures(self) -> list[str]:
@@ -57,17 +75,6 @@ class ListingPage:
     def image_count(self, account_id: str, region: str) -> int | None:
         """How many images the account owned in the region when the listing was made."""
         return (self.listing.image_counts or {}).get(f"{account_id}:{region}")
-
-
-@dataclass(frozen=True)
-class GroupSummary:
-    account_id: str
-    region: str
-    count: int
-    overdue: int
-    in_flight: int
-    first_key: str
-    position: int
 
 
 @dataclass(frozen=True)
@@ -87,14 +94,15 @@ class Digest:
         return self.page.total_images <= self.named_max
 
 
-def assign_pages(groups: Sequence[tuple[str, str]]) -> list[int]:
-    """The page of each image, given its (account, region) in listing order."""
+def assign_pages(groups: Sequence[tuple[str, str]], *, apart: bool = False) -> list[int]:
+    """The page of each image, given its (account, region) in listing order; with ``apart``
+    each group starts on a page of its own, so a group's pages hold only its images."""
     budget = PAGE_BLOCKS - RESERVED_BLOCKS
     pages: list[int] = []
     page, used, current = 1, 0, None
     for group in groups:
         need = BLOCKS_PER_IMAGE if group == current else BLOCKS_PER_IMAGE + 1
-        if used + need > budget:
+        if used + need > budget or (apart and used and group != current):
             page, used = page + 1, 0
             need = BLOCKS_PER_IMAGE + 1
         used += need

@@ -16,7 +16,7 @@ from bot.aws.error_details import detail_lines
 from bot.domain.audit import Status
 from bot.domain.decisions import AlreadyDecided
 from bot.domain.digests import SNOOZE_DAYS
-from bot.domain.pages import PAGE_BLOCKS, Entry, ListingPage
+from bot.domain.pages import PAGE_BLOCKS, Entry, GroupSummary, ListingPage
 from bot.domain.requests import REASON_MAX, AlreadyInFlight
 from bot.domain.rollout import RolloutRefused
 from bot.errors import WsimgError
@@ -31,8 +31,9 @@ SECTION_TEXT = 3000
 
 HELP = (
     "*wsimg* keeps your Amazon WorkSpaces images current.\n"
-    "• `/wsimg updates [region]` — images with a WorkSpaces update available, with Approve "
-    "buttons\n"
+    "• `/wsimg updates [region] [account] [name-glob] [refresh]` — images with a WorkSpaces "
+    "update available, with Approve buttons (over one page: a summary per account and region "
+    "first)\n"
     "• `/wsimg status [request-or-image-id]` — where this channel's updates stand\n"
     "• `/wsimg history [N]` — this channel's recent updates: who asked, who approved, what "
     "happened (approvers: add `all` for every channel's)\n"
@@ -98,24 +99,80 @@ def error_message(sentence: str) -> Message:
 
 def listing(page: ListingPage) -> Message:
     where = f"`{page.region}`" if page.region else "your configured regions"
+    matching = f" {escape(page.filters)}" if page.filters else ""
     if page.total_images == 0:
-        summary = f":white_check_mark: No image in {where} has a WorkSpaces update available."
+        summary = (
+            f":white_check_mark: No image{matching} in {where} has a WorkSpaces update available."
+        )
     else:
         summary = count_text(page.total_images, page.total_regions)
+        if matching:
+            summary += f" ·{matching}"
         if page.listing.kind == "digest":
             summary = f":calendar: *WorkSpaces image digest* — {summary}"
-        if page.pages > 1:
+        if page.groups is not None:
+            summary += f" · {len(page.groups)} account and region group(s), {page.pages} pages"
+        elif page.pages > 1:
             summary += f" · page {page.page} of {page.pages}"
     out: list[Block] = [section(summary)]
     if page.listing.scanned_at is not None:
         out.append(context(scanned_text(page.listing.scanned_at)))
     if page.failures:
         out.append(failures_block(page.failures))
-    out.extend(entry_blocks(page.entries, four_eyes=page.four_eyes, page=page))
+    if page.groups is not None and page.entries:
+        out.extend(_group_summary(page, page.groups, room=MAX_BLOCKS - len(out) - 1))
+    else:
+        out.extend(entry_blocks(page.entries, four_eyes=page.four_eyes, page=page))
     if page.pages > 1 and page.entries:
         out.append(_page_buttons(page))
     noun = "update" if page.total_images == 1 else "updates"
     return {"text": f"{page.total_images} WorkSpaces image {noun} available", "blocks": out}
+
+
+def _group_summary(page: ListingPage, groups: Sequence[GroupSummary], *, room: int) -> list[Block]:
+    """The first answer to a listing over one page: one line per account and region, each
+    with a button that opens its images (on pages of their own); Next pages through all."""
+    out = [
+        context(
+            "More than one page: one line per account and region. *List them* opens its "
+            "images with their Approve and Snooze buttons; *Next* pages through every image."
+        )
+    ]
+    room -= 1
+    shown = groups if len(groups) <= room else groups[: room - 1]
+    out.extend(group_line(group) for group in shown)
+    if len(shown) < len(groups):
+        out.append(
+            context(
+                f"…and {len(groups) - len(shown)} more accounts and regions: narrow the listing "
+                "(`/wsimg updates [region] [account] [name-glob]`) or page through with *Next*."
+            )
+        )
+    return out
+
+
+def group_line(group: GroupSummary) -> Block:
+    """One account and region: its counts (never who or why), and a button opening its images."""
+    parts = [f"{group.count} image{'s' if group.count != 1 else ''} with an update"]
+    if group.overdue:
+        parts.append(f"{group.overdue} waiting over the limit")
+    if group.in_flight:
+        parts.append(f"{group.in_flight} in flight")
+    if group.snoozed:
+        parts.append(f"{group.snoozed} snoozed")
+    text = f"*{group.region}* · account {group.account_id}: " + ", ".join(parts)
+    if group.samples:
+        names = ", ".join(f"*{escape(cut(name, 64))}*" for name in group.samples)
+        text += f"\n{names}" + (", …" if group.count > len(group.samples) else "")
+    return section(
+        text,
+        {
+            "type": "button",
+            "action_id": action_id(Action.OPEN, group.position),
+            "text": {"type": "plain_text", "text": "List them"},
+            "value": group.first_key,
+        },
+    )
 
 
 def scanned_text(scanned_at: datetime, now: datetime | None = None) -> str:
@@ -250,6 +307,11 @@ def _approve_button(entry: Entry, *, four_eyes: bool) -> Block:
 
 def _page_buttons(page: ListingPage) -> Block:
     key = page.entries[0].offer.key
+    if page.groups is not None:  # the summary: every image from its first page on
+        return {
+            "type": "actions",
+            "elements": [_page_button(f"Next ▶ every image (1 of {page.pages})", 1, key)],
+        }
     elements = []
     if page.page > 1:
         elements.append(_page_button("◀ Previous", page.page - 1, key))

@@ -20,6 +20,7 @@ from bot.slack.blocks import (
     entry_blocks,
     escape,
     failures_block,
+    group_line,
     section,
     text_message,
     waited,
@@ -72,7 +73,7 @@ def digest(report: Digest) -> list[Message]:
                 "*List them* shows its images with their Approve and Snooze buttons."
             )
         )
-        body = [_group_line(group) for group in report.groups]
+        body = [group_line(group) for group in report.groups]
     return _split(top, body, f"WorkSpaces image digest: {page.total_images} updates available")
 
 
@@ -218,20 +219,3 @@ def _overdue(report: Digest) -> str:
     if more > 0:
         text += f", and {more} more" + (" (listed below)" if report.names_each else "")
     return text
-
-
-def _group_line(group: GroupSummary) -> Block:
-    parts = [f"{group.count} image{'s' if group.count != 1 else ''} with an update"]
-    if group.overdue:
-        parts.append(f"{group.overdue} waiting over the limit")
-    if group.in_flight:
-        parts.append(f"{group.in_flight} in flight")
-    return section(
-        f"*{group.region}* · account {group.account_id}: " + ", ".join(parts),
-        {
-            "type": "button",
-            "action_id": action_id(Action.OPEN, group.position),
-            "text": {"type": "plain_text", "text": "List them"},
-            "value": group.first_key,
-        },
-    )
