@@ -15,18 +15,14 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-import threading
-from collections.abc import Callable
-from concurrent.futures import Executor, Future, wait
 from typing import Any
-
-from slack_bolt import App
 
 from bot import redact
 from bot.config import Settings
 from bot.domain import rollout
 from bot.domain.context import Services
 from bot.fakes.slack import SlackUser, SlackWebAPI, find_buttons, render_transcript
+from bot.fakes.slack.listeners import TrackingExecutor
 from bot.fakes.workspaces import (
     CLEARED_ENV,
     RolloutSeed,
@@ -94,7 +90,7 @@ def run_demo() -> int:
         services = build_services(settings)
         ensure_schema(services.engine)
         app = build_app(settings, services)
-        listeners = _Listeners.around(app)
+        listeners = TrackingExecutor.around(app)
         server = http_server(services, app=app, host="127.0.0.1", port=0).start()
         scheduler = build_scheduler(services)
         scheduler.start()
@@ -135,38 +131,11 @@ def _point_boto3_at(simulator: WorkSpacesSimulator) -> None:
     os.environ.update(simulator.environment(region=REGIONS[0]))
 
 
-class _Listeners(Executor):
-    """The app's listener pool, with every future kept: the demo waits until what a click set
-    going has finished before it runs a poll pass, so the two never show progress at once."""
-
-    def __init__(self, inner: Executor) -> None:
-        self._inner = inner
-        self._lock = threading.Lock()
-        self._futures: list[Future[Any]] = []
-
-    @classmethod
-    def around(cls, app: App) -> _Listeners:
-        runner = app.listener_runner
-        tracking = cls(runner.listener_executor)
-        runner.listener_executor = tracking
-        runner.lazy_listener_runner.executor = tracking  # type: ignore[attr-defined]
-        return tracking
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future = self._inner.submit(fn, *args, **kwargs)
-        with self._lock:
-            self._futures.append(future)
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._inner.shutdown(wait=wait, cancel_futures=cancel_futures)
-
-    def settle(self, timeout: float) -> None:
-        with self._lock:
-            futures, self._futures = self._futures, []
-        _, running = wait(futures, timeout=timeout)
-        if running:
-            raise TimeoutError(f"{len(running)} listener(s) still running after {timeout} s")
+def _settled_within(listeners: TrackingExecutor, timeout: float) -> None:
+    """Wait until what a click set going has finished, so a poll pass never runs beside it."""
+    _, running = listeners.settle(timeout)
+    if running:
+        raise TimeoutError(f"{running} listener(s) still running after {timeout} s")
 
 
 class _Play:
@@ -178,7 +147,7 @@ class _Play:
         slack: SlackWebAPI,
         simulator: WorkSpacesSimulator,
         services: Services,
-        listeners: _Listeners,
+        listeners: TrackingExecutor,
         fleet: RolloutSeed,
     ) -> None:
         self.user, self.slack, self.simulator = user, slack, simulator
@@ -265,4 +234,4 @@ class _Play:
         )
         clicked = self.user.click_button(button, user_id=ALICE, channel_id=CHANNEL, message=message)
         self.slack.wait_for_response(clicked.response_url, timeout=TIMEOUT)
-        self.listeners.settle(TIMEOUT)
+        _settled_within(self.listeners, TIMEOUT)

@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from slack_bolt import App
 from sqlmodel import col, select
 
 from bot.config import Settings
 from bot.domain.poller import PollReport
 from bot.fakes.slack import HttpResult, SlackUser, SlackWebAPI, find_buttons
+from bot.fakes.slack.listeners import TrackingExecutor
 from bot.fakes.workspaces import CLEARED_ENV, WorkSpacesSimulator
 from bot.jobs.followups import run as run_followups
 from bot.runtime import Services, build_app, build_services, http_server
@@ -155,44 +153,6 @@ def settings(slack: SlackWebAPI, simulator: WorkSpacesSimulator, database_url: s
         # tests change the simulator between listings. Tests of the shared scan raise it.
         scan_seconds=0,
     )
-
-
-class TrackingExecutor(Executor):
-    """Wraps the app's listener pool and keeps every future, so that a test can wait until
-    all a request started (ack listener, lazy listeners) has finished."""
-
-    def __init__(self, inner: Executor) -> None:
-        self._inner = inner
-        self._lock = threading.Lock()
-        self._futures: list[Future[Any]] = []
-
-    @classmethod
-    def around(cls, app: App) -> TrackingExecutor:
-        """Put one around ``app``'s listener pool, for its listeners and lazy listeners."""
-        runner = app.listener_runner
-        tracking = cls(runner.listener_executor)
-        runner.listener_executor = tracking
-        runner.lazy_listener_runner.executor = tracking  # type: ignore[attr-defined]
-        return tracking
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future = self._inner.submit(fn, *args, **kwargs)
-        with self._lock:
-            self._futures.append(future)
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._inner.shutdown(wait=wait, cancel_futures=cancel_futures)
-
-    def settle(self, timeout: float = 30) -> tuple[list[BaseException], int]:
-        """Wait for every future so far: (what they raised, how many still run)."""
-        with self._lock:
-            futures, self._futures = self._futures, []
-        done, not_done = wait(futures, timeout=timeout)
-        with self._lock:  # the unfinished ones are waited for again next time
-            self._futures.extend(not_done)
-        raised = [f.exception() for f in done if not f.cancelled()]
-        return [e for e in raised if e is not None], len(not_done)
 
 
 @dataclass

@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from bot.aws.rollout import Bundle, RolloutCalls
+from bot.aws.rollout import RolloutCalls
 from bot.domain.audit import Viewer, _scope
 from bot.domain.context import Services
 from bot.domain.identity import WORKER_ID, is_dead_here
 from bot.domain.plans import QUEUED, BundleUse, Plan, Progress
 from bot.domain.poller import ORPHAN_AFTER
 from bot.domain.requests import SYSTEM, NotAllowed, NotFound, Refused, record_refusal
-from bot.errors import AwsError
+from bot.errors import AwsError, WsimgError
 from storage import crud
 from storage import rollouts as store
 from storage.db import session_scope, unit_of_work
@@ -234,6 +234,7 @@ def plan(services: Services, rollout: Rollout) -> Plan:
         }
     assert request is not None
     uses: list[BundleUse] = []
+    workspace_ids: list[str] = []  # of the bundles listed: the rebuild's snapshot sample
     bundles_known = False
     with _shown(problems):
         bundles = calls.own_bundles(**where)
@@ -246,6 +247,7 @@ def plan(services: Services, rollout: Rollout) -> Plan:
         ]
         for bundle in relevant:
             workspaces = calls.workspaces_on_bundle(**where, bundle_id=bundle.bundle_id)
+            workspace_ids.extend(w.workspace_id for w in workspaces)
             connections = calls.connections(
                 **where, workspace_ids=[w.workspace_id for w in workspaces]
             )
@@ -273,9 +275,9 @@ def plan(services: Services, rollout: Rollout) -> Plan:
     with _shown(problems):
         image_count = calls.image_count(**where)
     snapshot_at = None
-    if rollout.state == RolloutState.open and uses:
+    if rollout.state == RolloutState.open and workspace_ids:
         with _shown(problems):
-            snapshot_at = _oldest_snapshot(calls, rollout, [u.bundle for u in uses])
+            snapshot_at = _oldest_snapshot(calls, rollout, workspace_ids)
     return Plan(
         rollout=rollout,
         request=request,
@@ -289,29 +291,29 @@ def plan(services: Services, rollout: Rollout) -> Plan:
         source_exists=source_exists,
         bundles_known=bundles_known,
         problems=problems,
-        failed={
-            kind: found
-            for kind in (BUNDLE, SHARE, UNSHARE, DELETE)
-            if (found := failures(services, rollout.id, (kind,)))
-        },
+        failed=_failed_by_kind(services, rollout.id),
     )
+
+
+def _failed_by_kind(services: Services, rollout_id: str) -> dict[str, list[str]]:
+    """The failed bundle, share, unshare and delete steps, by kind, as ``failures`` words them."""
+    found: dict[str, list[str]] = {}
+    for line, kind in _failed_steps(services, rollout_id, (BUNDLE, SHARE, UNSHARE, DELETE)):
+        found.setdefault(kind, []).append(line)
+    return found
 
 
 SNAPSHOT_SAMPLE = 25  # DescribeWorkspaceSnapshots is one call per WorkSpace
 
 
 def _oldest_snapshot(
-    calls: RolloutCalls, rollout: Rollout, bundles: list[Bundle]
+    calls: RolloutCalls, rollout: Rollout, workspace_ids: list[str]
 ) -> datetime | None:
+    """The oldest latest-snapshot among the first SNAPSHOT_SAMPLE of these WorkSpaces."""
     where = {"account_id": rollout.account_id, "region": rollout.region}
-    ids = [
-        w.workspace_id
-        for bundle in bundles
-        for w in calls.workspaces_on_bundle(**where, bundle_id=bundle.bundle_id)
-    ][:SNAPSHOT_SAMPLE]
     times = [
         moment
-        for workspace_id in ids
+        for workspace_id in workspace_ids[:SNAPSHOT_SAMPLE]
         if (moment := calls.latest_snapshot(**where, workspace_id=workspace_id)) is not None
     ]
     return min(times, default=None)
@@ -363,15 +365,23 @@ def _finish(
     detail: dict[str, object],
     actor: str = SYSTEM,
     note: str | None = None,
+    from_state: StepState = StepState.claimed,
+    held_by: str | None = WORKER_ID,
+    release: bool = False,
 ) -> bool:
+    """Move a step (compare-and-set: still ``from_state``, still held by ``held_by`` when
+    given) with its event, in one unit of work; ``note`` is the step's own detail, and
+    ``release`` drops its claim and wave (it waits to be claimed again)."""
+    unclaimed = {"claimed_by": None, "claimed_at": None, "wave": None} if release else {}
     with unit_of_work(services.engine) as session:
         moved = store.move_step(
             session=session,
             step_id=step.id or 0,
-            from_states=[StepState.claimed],
+            from_states=[from_state],
             to=to,
-            held_by=WORKER_ID,
+            held_by=held_by,
             detail=note[:512] if note else None,
+            **unclaimed,
         )
         if moved:
             crud.record_event(
@@ -382,6 +392,42 @@ def _finish(
                 detail={"target": step.target, **detail},
             )
     return moved
+
+
+def pending(services: Services, rollout_id: str, kind: str) -> Iterator[RolloutStep]:
+    """The steps of ``kind`` not done yet, each as this process claims it (a waiting one, or
+    one whose holder died); those it cannot claim are another process's."""
+    with session_scope(services.engine) as session:
+        steps = store.steps(
+            session=session,
+            rollout_id=rollout_id,
+            kind=kind,
+            states=[StepState.waiting, StepState.claimed],
+        )
+    for step in steps:
+        if _claim(services, step):
+            yield step
+
+
+@contextmanager
+def failing(services: Services, step: RolloutStep, *, event: str, actor: str) -> Iterator[None]:
+    """Whatever the block raises marks the claimed step failed, with the sentence to show
+    (a click retries it), and goes on up: no error leaves a claim behind."""
+    try:
+        yield
+    except Exception as exc:  # re-raised below: this only records it on the step
+        why = exc.user_message if isinstance(exc, WsimgError) else "wsimg failed (see its log)"
+        code = exc.code if isinstance(exc, AwsError) else type(exc).__name__
+        _finish(
+            services,
+            step,
+            StepState.failed,
+            event=event,
+            detail={"error": code},
+            actor=actor,
+            note=why,
+        )
+        raise
 
 
 def _start_phase(
@@ -479,16 +525,22 @@ def _retry_failed(
     return retried + len(left)
 
 
+def _failed_steps(
+    services: Services, rollout_id: str, kinds: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    """Each failed step of ``kinds`` as (``label or target: why``, its kind), in one read."""
+    with session_scope(services.engine) as session:
+        steps = store.steps(session=session, rollout_id=rollout_id, states=[StepState.failed])
+    return [
+        (f"{step.label or step.target}: {step.detail or 'failed'}", step.kind)
+        for step in steps
+        if step.kind in kinds
+    ]
+
+
 def failures(services: Services, rollout_id: str, kinds: tuple[str, ...]) -> list[str]:
     """What failed, one sentence per step: ``label or target: why``."""
-    with session_scope(services.engine) as session:
-        return [
-            f"{step.label or step.target}: {step.detail or 'failed'}"
-            for kind in kinds
-            for step in store.steps(
-                session=session, rollout_id=rollout_id, kind=kind, states=[StepState.failed]
-            )
-        ]
+    return [line for line, _kind in _failed_steps(services, rollout_id, kinds)]
 
 
 # --- point the bundles ------------------------------------------------------------------------
@@ -537,32 +589,13 @@ def run_bundles(services: Services, rollout_id: str, *, actor: str = SYSTEM) -> 
     """Carry out the bundle steps not done yet (a click, or the poller after a crash)."""
     rollout, _ = load(services, rollout_id)
     calls = RolloutCalls(services.gateway)
-    with session_scope(services.engine) as session:
-        pending = store.steps(
-            session=session,
-            rollout_id=rollout.id,
-            kind=BUNDLE,
-            states=[StepState.waiting, StepState.claimed],
-        )
     moved = 0
-    for step in pending:
-        if not _claim(services, step):
-            continue
+    for step in pending(services, rollout.id, BUNDLE):
         try:
-            moved += _point(services, calls, rollout, step, actor)
-        except Exception as exc:
-            # Nothing may leave the claim behind: the step fails, and a click retries it.
-            why = exc.user_message if isinstance(exc, AwsError) else "wsimg failed (see its log)"
-            _finish(
-                services,
-                step,
-                StepState.failed,
-                event="bundle_failed",
-                detail={"error": getattr(exc, "code", type(exc).__name__)},
-                note=why,
-            )
-            if not isinstance(exc, AwsError):
-                raise
+            with failing(services, step, event="bundle_failed", actor=actor):
+                moved += _point(services, calls, rollout, step, actor)
+        except AwsError:
+            continue  # the plan shows it; a click retries it
     return moved
 
 

@@ -17,14 +17,13 @@ from bot.domain.rollout import (
     UNSHARE,
     RolloutRefused,
     _checked,
-    _claim,
     _finish,
     _start_phase,
+    failing,
     load,
+    pending,
 )
 from bot.errors import AwsError
-from storage import rollouts as store
-from storage.db import session_scope
 from storage.models import Rollout, RolloutStep, StepState
 
 
@@ -55,33 +54,18 @@ def share(services: Services, *, rollout_id: str, user_id: str, channel_id: str 
 def _run(services: Services, rollout: Rollout, kind: str, *, actor: str) -> int:
     calls = RolloutCalls(services.gateway)
     where = {"account_id": rollout.account_id, "region": rollout.region}
-    with session_scope(services.engine) as session:
-        pending = store.steps(
-            session=session,
-            rollout_id=rollout.id,
-            kind=kind,
-            states=[StepState.waiting, StepState.claimed],
-        )
     done = 0
-    for step in pending:
-        if not _claim(services, step):
-            continue
+    for step in pending(services, rollout.id, kind):
         try:
-            if kind == DELETE:
-                calls.delete_image(**where, image_id=step.target)
-            else:
-                image = rollout.new_image_id if kind == SHARE else rollout.source_image_id
-                calls.share(**where, image_id=image, with_account=step.target, allow=kind == SHARE)
+            with failing(services, step, event=f"image_{kind}_failed", actor=actor):
+                if kind == DELETE:
+                    calls.delete_image(**where, image_id=step.target)
+                else:
+                    image = rollout.new_image_id if kind == SHARE else rollout.source_image_id
+                    calls.share(
+                        **where, image_id=image, with_account=step.target, allow=kind == SHARE
+                    )
         except AwsError as exc:
-            _finish(
-                services,
-                step,
-                StepState.failed,
-                event=f"image_{kind}_failed",
-                detail={"error": exc.code},
-                actor=actor,
-                note=exc.user_message,
-            )
             raise RolloutRefused(exc.user_message) from exc
         done += _finish(
             services,

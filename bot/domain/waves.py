@@ -271,23 +271,17 @@ def _follow(services: Services, calls: RolloutCalls, rollout: Rollout) -> None:
 def _land(
     services: Services, step: RolloutStep, to: StepState, event: str, note: str | None
 ) -> bool:
-    with unit_of_work(services.engine) as session:
-        moved = store.move_step(
-            session=session,
-            step_id=step.id or 0,
-            from_states=[StepState.rebuilding],
-            to=to,
-            detail=note,
-        )
-        if moved:
-            crud.record_event(
-                session=session,
-                kind=event,
-                actor=SYSTEM,
-                request_id=step.rollout_id,
-                detail={"target": step.target, **({"reason": note} if note else {})},
-            )
-    return moved
+    """A rebuild that ended: rebuilding → ``to``, with its event."""
+    return _finish(
+        services,
+        step,
+        to,
+        event=event,
+        detail={"reason": note} if note else {},
+        note=note,
+        from_state=StepState.rebuilding,
+        held_by=None,
+    )
 
 
 def _settle_orphans(services: Services, calls: RolloutCalls, rollout: Rollout) -> None:
@@ -318,32 +312,16 @@ def _settle_orphans(services: Services, calls: RolloutCalls, rollout: Rollout) -
                 "wsimg stopped while asking for its rebuild: check it, rebuild by hand if it "
                 "still runs the old image",
             )
-        with unit_of_work(services.engine) as session:
-            moved = store.move_step(
-                session=session,
-                step_id=step.id or 0,
-                from_states=[StepState.claimed],
-                to=to,
-                held_by=step.claimed_by,
-                detail=detail,
-                **(
-                    {"claimed_by": None, "claimed_at": None, "wave": None}
-                    if to == StepState.waiting
-                    else {}
-                ),
-            )
-            if moved:
-                crud.record_event(
-                    session=session,
-                    kind="workspace_rebuild_settled",
-                    actor=SYSTEM,
-                    request_id=rollout.id,
-                    detail={
-                        "target": step.target,
-                        "found": workspace.state if workspace else "gone",
-                        "to": to.value,
-                    },
-                )
+        _finish(
+            services,
+            step,
+            to,
+            event="workspace_rebuild_settled",
+            detail={"found": workspace.state if workspace else "gone", "to": to.value},
+            note=detail,
+            held_by=step.claimed_by,
+            release=to == StepState.waiting,
+        )
 
 
 def _eligible(
