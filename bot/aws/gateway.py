@@ -8,6 +8,11 @@ botocore. Every botocore exception leaves this module as an ``AwsError`` (bot/aw
 
 AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_WORKSPACES and AWS_ENDPOINT_URL_STS work as boto3 defines
 them because no client here is given an explicit endpoint.
+
+A fleet scan lists every target at once (one thread each, up to ``MAX_SCAN_WORKERS``): its
+time is then the longest target's pages, not a sum of rounds. What it costs in CPU matters as
+much, because signing and parsing hold the GIL while the other targets wait for theirs; see
+``_utc_timestamp``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, TypeVar
 
 import boto3
 import botocore.session
+import botocore.utils
 from botocore.config import Config
 from botocore.credentials import (
     CredentialProvider,
@@ -35,6 +41,9 @@ from bot.aws.errors import aws_error_from_botocore_error, aws_error_from_client_
 from bot.errors import AwsError, ConfigError
 
 PAGE_SIZE = 25  # DescribeWorkspaceImages: MaxResults 1-25, ImageIds 1-25
+# One thread per target up to this many (ten accounts in three regions fit); beyond it the
+# targets take turns.
+MAX_SCAN_WORKERS = 32
 ROLE_SESSION_NAME = "wsimg"
 ROLE_SESSION_SECONDS = 3600
 
@@ -101,6 +110,16 @@ class Listing:
     failures: list[TargetFailure]
 
 
+@dataclass(frozen=True)
+class ScanProgress:
+    """How far ``list_images`` has come."""
+
+    done: int  # targets listed, or failed
+    total: int
+    accounts: int  # accounts among the targets
+    images: int  # images seen so far, in every target
+
+
 def account_from_role_arn(role_arn: str) -> str:
     """The 12-digit account ID of an IAM role ARN; ConfigError when it is not one."""
     match = _ROLE_ARN.match(role_arn.strip())
@@ -149,6 +168,30 @@ def _image_from_api(data: dict[str, Any], *, account_id: str, region: str) -> Im
     )
 
 
+def _utc_timestamp(value: Any) -> datetime:
+    """botocore's response timestamp parser, made cheap for the JSON protocol's epoch seconds.
+
+    botocore turns each one into local time through dateutil's ``tzlocal`` (``localtime``
+    calls and a DST check): parsing a page of 25 images took 1.1 ms, of about 3.5 ms of CPU
+    per call on the client, and takes 0.6 ms with this. The instant is the same, in UTC;
+    anything else (ISO 8601, RFC 822, out of range) goes to botocore's parser as before."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    parsed: datetime = botocore.utils.parse_timestamp(value)
+    return parsed
+
+
+def _parse_timestamps_in_utc(session: botocore.session.Session) -> None:
+    """Make the clients of ``session`` parse response timestamps with ``_utc_timestamp``
+    (botocore's documented hook: the response parser factory's defaults)."""
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_utc_timestamp
+    )
+
+
 def call(action: str, region: str, fn: Callable[[], T]) -> T:
     """Run one AWS call; every botocore failure leaves as an AwsError naming ``action``."""
     return _call(action, region, fn)
@@ -192,7 +235,7 @@ class WorkSpacesGateway:
         regions: list[str],
         role_arns: Sequence[str] = (),
         session: boto3.Session | None = None,
-        max_workers: int = 8,
+        max_workers: int = MAX_SCAN_WORKERS,
         retry_mode: str | None = None,
         max_attempts: int | None = None,
     ) -> None:
@@ -202,6 +245,9 @@ class WorkSpacesGateway:
         self.role_arns = list(dict.fromkeys(a.strip() for a in role_arns if a.strip()))
         self._role_accounts = {arn: account_from_role_arn(arn) for arn in self.role_arns}
         self._session = session if session is not None else boto3.Session()
+        # Also for a session passed in (its other clients get the same instants, in UTC). boto3
+        # has no public accessor for its botocore session.
+        _parse_timestamps_in_utc(self._session._session)
         self._max_workers = max(1, max_workers)
         self._config = Config(
             retries=_retries(retry_mode, max_attempts),
@@ -309,6 +355,7 @@ class WorkSpacesGateway:
         core.register_component(
             "credential_provider", CredentialResolver([_FixedProvider(credentials)])
         )
+        _parse_timestamps_in_utc(core)
         session = boto3.Session(botocore_session=core)
         self._role_sessions[role_arn] = session
         return session
@@ -328,18 +375,32 @@ class WorkSpacesGateway:
                 return
             yield page
 
-    def _owned_images(self, target: Target) -> list[Image]:
-        return [
-            _image_from_api(item, account_id=target.account_id, region=target.region)
-            for page in self._pages(target, ImageType="OWNED", MaxResults=PAGE_SIZE)
-            for item in page.get("Images", [])
-        ]
+    def _owned_images(
+        self, target: Target, seen: Callable[[int], None] = lambda count: None
+    ) -> list[Image]:
+        images: list[Image] = []
+        for page in self._pages(target, ImageType="OWNED", MaxResults=PAGE_SIZE):
+            items = page.get("Images", [])
+            images.extend(
+                _image_from_api(item, account_id=target.account_id, region=target.region)
+                for item in items
+            )
+            seen(len(items))
+        return images
 
-    def list_images(self, *, region: str | None = None) -> Listing:
+    def list_images(
+        self,
+        *,
+        region: str | None = None,
+        progress: Callable[[ScanProgress], None] | None = None,
+    ) -> Listing:
         """The OWNED images of every target, all targets at once.
 
         A target that fails becomes a TargetFailure and the others are still returned. Raises
         AwsError only when the base account itself cannot be identified (nothing works then).
+        ``progress`` hears how far it has come: before the first call, after each page and
+        after each target, from the threads that list them, one call at a time (so ``done``
+        and ``images`` never go back).
         """
         if region is not None and region not in self.regions:
             raise ConfigError(
@@ -348,13 +409,29 @@ class WorkSpacesGateway:
         targets = [t for t in self.targets() if region is None or t.region == region]
         images: list[Image] = []
         failures: list[TargetFailure] = []
+        accounts = len({t.account_id for t in targets})
+        done = seen = 0
+        counting = threading.Lock()
+
+        def tell(*, targets_done: int = 0, images_seen: int = 0) -> None:
+            nonlocal done, seen
+            if progress is None:
+                return
+            # Under the lock, so that whoever watches sees the counts in order.
+            with counting:
+                done += targets_done
+                seen += images_seen
+                progress(ScanProgress(done, len(targets), accounts, seen))
 
         def one(target: Target) -> list[Image] | AwsError:
             try:
-                return self._owned_images(target)
+                return self._owned_images(target, lambda count: tell(images_seen=count))
             except AwsError as exc:
                 return exc
+            finally:
+                tell(targets_done=1)
 
+        tell()
         with ThreadPoolExecutor(
             max_workers=min(self._max_workers, len(targets)), thread_name_prefix="wsimg-aws"
         ) as pool:
