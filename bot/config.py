@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     rebuild_idle_hours: int = Field(
         8, ge=0, le=24 * 30, validation_alias="WSIMG_REBUILD_IDLE_HOURS"
     )
+    # At most this many updates build at once (submitting or PENDING); more approved wait.
+    max_concurrent_updates: int = Field(
+        10, ge=1, le=500, validation_alias="WSIMG_MAX_CONCURRENT_UPDATES"
+    )
     # Images per account and region (the WorkSpaces default quota): shown against the count.
     image_quota: int = Field(40, ge=1, le=10_000, validation_alias="WSIMG_IMAGE_QUOTA")
     digest_channel: str | None = Field(None, validation_alias="WSIMG_DIGEST_CHANNEL")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot.domain import approval, decisions, digests, home, listing
+from bot.domain import approval, bulk, decisions, digests, home, listing
 from bot.domain.context import Services
 from bot.domain.requests import Refused
 from bot.errors import WsimgError
@@ -45,7 +45,7 @@ def register(app: App, services: Services) -> None:
         )
         home.refresh(services)
 
-    def ask_reason(cancel: bool) -> Callable[..., None]:
+    def ask_reason(cancel: bool, *, batch: bool = False) -> Callable[..., None]:
         """Reject / Cancel: the modal opens while the click is acknowledged, within the 3 s
         its trigger_id lives (a lazy listener could start too late on a busy pool)."""
 
@@ -55,14 +55,26 @@ def register(app: App, services: Services) -> None:
             ack()
             try:
                 click = payload(context, Click)
-                request = decisions.may_close(
-                    services,
-                    request_id=click.value,
-                    user_id=click.user_id,
-                    message=click.message,
-                    cancel=cancel,
-                )
-                view = blocks.reason_modal(request, cancel=cancel, channel_id=click.channel_id)
+                if batch:
+                    decided = bulk.may_close(
+                        services,
+                        batch_id=click.value,
+                        user_id=click.user_id,
+                        message=click.message,
+                        cancel=cancel,
+                    )
+                    view = blocks.batch_reason_modal(
+                        decided, cancel=cancel, channel_id=click.channel_id
+                    )
+                else:
+                    request = decisions.may_close(
+                        services,
+                        request_id=click.value,
+                        user_id=click.user_id,
+                        message=click.message,
+                        cancel=cancel,
+                    )
+                    view = blocks.reason_modal(request, cancel=cancel, channel_id=click.channel_id)
                 client.views_open(trigger_id=click.trigger_id, view=view)
             except Exception as error:  # noqa: BLE001 (reported with traceback and an ID)
                 report(error, respond)
@@ -74,14 +86,25 @@ def register(app: App, services: Services) -> None:
         stays open, and nothing runs afterwards that the answer did not say."""
         try:
             submitted = payload(context, Submission)
-            decisions.close(
-                services,
-                refresh=False,
-                request_id=submitted.request_id,
-                user_id=submitted.user_id,
-                cancel=submitted.cancel,
-                reason=submitted.reason,
-            )
+            # The modal carries a request's id, or a batch's (its Reject all / Cancel).
+            if bulk.is_batch(services, submitted.request_id):
+                bulk.close(
+                    services,
+                    refresh=False,
+                    batch_id=submitted.request_id,
+                    user_id=submitted.user_id,
+                    cancel=submitted.cancel,
+                    reason=submitted.reason,
+                )
+            else:
+                decisions.close(
+                    services,
+                    refresh=False,
+                    request_id=submitted.request_id,
+                    user_id=submitted.user_id,
+                    cancel=submitted.cancel,
+                    reason=submitted.reason,
+                )
         except WsimgError as problem:
             ack(response_action="errors", errors={REASON_BLOCK: problem.user_message[:150]})
             return
@@ -89,7 +112,30 @@ def register(app: App, services: Services) -> None:
 
     @answers_errors
     def show(context: BoltContext) -> None:
-        decisions.show(services, request_id=payload(context, Submission).request_id)
+        identifier = payload(context, Submission).request_id
+        if bulk.is_batch(services, identifier):
+            bulk.show_batch(services, batch_id=identifier)
+        else:
+            decisions.show(services, request_id=identifier)
+        home.refresh(services)
+
+    @answers_errors
+    def approve_all(context: BoltContext, respond: Respond) -> None:
+        click = payload(context, Click)
+        outcome = bulk.approve_all(
+            services,
+            offer_key=click.value,
+            whole=click.action_id.rpartition(":")[2] == "all",
+            user_id=click.user_id,
+            channel_id=click.channel_id,
+        )
+        respond(replace_original=False, **blocks.bulk_done(outcome))
+        home.refresh(services)
+
+    @answers_errors
+    def confirm_batch(context: BoltContext, respond: Respond) -> None:  # respond: for errors
+        click = payload(context, Click)
+        bulk.confirm(services, batch_id=click.value, user_id=click.user_id, message=click.message)
         home.refresh(services)
 
     @answers_errors
@@ -122,3 +168,7 @@ def register(app: App, services: Services) -> None:
     app.action(matcher(Action.SNOOZE))(ack=_ack, lazy=[snooze])
     app.action(matcher(Action.OPEN))(ack=_ack, lazy=[open_group])
     app.action(matcher(Action.PAGE))(ack=_ack, lazy=[page])
+    app.action(matcher(Action.BULK))(ack=_ack, lazy=[approve_all])
+    app.action(matcher(Action.BATCH_CONFIRM))(ack=_ack, lazy=[confirm_batch])
+    app.action(matcher(Action.BATCH_REJECT))(ask_reason(cancel=False, batch=True))
+    app.action(matcher(Action.BATCH_CANCEL))(ask_reason(cancel=True, batch=True))

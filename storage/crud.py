@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from storage.models import (
     TERMINAL,
+    Batch,
     DigestSlot,
     Event,
     HomeViewer,
@@ -184,6 +185,7 @@ def transition(
     if to in TERMINAL:
         values.setdefault("completed_at", now)
         values["active_key"] = None
+        values["slot"] = None  # its build slot is free for the next queued request
     statement = (
         update(UpdateRequest)
         .where(
@@ -197,6 +199,40 @@ def transition(
     if held_by is not None:
         statement = statement.where(col(UpdateRequest.worker_id) == held_by)
     return _rowcount(session.execute(statement)) == 1
+
+
+def take_slot(*, session: Session, request_id: str, slots: int, **values: Any) -> int | None:
+    """approved → submitting holding one of the ``slots`` numbered build slots: the slot's
+    number, or None when all are held (or the request is no longer approved).
+
+    The unique index on ``slot`` is the claim: of two processes taking the same slot, one
+    insert fails and that one tries the next free number. Requests building without a slot
+    (from before slots existed) count against the limit too."""
+    busy = session.exec(
+        select(func.count()).where(
+            col(UpdateRequest.state).in_([State.submitting.value, State.pending.value])
+        )
+    ).one()
+    held = set(session.exec(select(UpdateRequest.slot).where(col(UpdateRequest.slot).is_not(None))))
+    if busy >= slots:
+        return None
+    for number in range(1, slots + 1):
+        if number in held:
+            continue
+        try:
+            with session.begin_nested():
+                moved = transition(
+                    session=session,
+                    request_id=request_id,
+                    from_states=[State.approved],
+                    to=State.submitting,
+                    slot=number,
+                    **values,
+                )
+        except IntegrityError:
+            continue  # another process took this number a moment ago
+        return number if moved else None
+    return None
 
 
 def set_fields(*, session: Session, request_id: str, **values: Any) -> None:
@@ -278,6 +314,97 @@ def finish_followup(*, session: Session, request_id: str, posted: bool, held_by:
         .values(values)
     )
     return _rowcount(session.execute(statement)) == 1
+
+
+def queued_requests(*, session: Session, limit: int) -> list[UpdateRequest]:
+    """Approved requests nobody is submitting (they found every build slot held), oldest
+    approval first: the next to start as slots free."""
+    query = (
+        select(UpdateRequest)
+        .where(
+            col(UpdateRequest.state) == State.approved.value,
+            col(UpdateRequest.worker_id).is_(None),
+        )
+        .order_by(col(UpdateRequest.approved_at), col(UpdateRequest.created_at))
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def release_to_queue(*, session: Session, request_id: str, held_by: str) -> bool:
+    """An approved request its process found no slot for: nobody holds it now, so any poller
+    may start it when a slot frees (``queued_requests``)."""
+    statement = (
+        update(UpdateRequest)
+        .where(
+            col(UpdateRequest.id) == request_id,
+            col(UpdateRequest.state) == State.approved.value,
+            col(UpdateRequest.worker_id) == held_by,
+        )
+        .values(worker_id=None, updated_at=utcnow())
+    )
+    return _rowcount(session.execute(statement)) == 1
+
+
+# --- batches: one "Approve all N" click -------------------------------------------------------
+
+
+def create_batch(*, session: Session, batch: Batch) -> bool:
+    """Insert; False when this listing's button for this scope already made a batch."""
+    try:
+        with session.begin_nested():
+            session.add(batch)
+    except IntegrityError:
+        return False
+    return True
+
+
+def get_batch(*, session: Session, batch_id: str) -> Batch | None:
+    return session.get(Batch, batch_id)
+
+
+def batch_of(*, session: Session, listing_id: str, scope: str) -> Batch | None:
+    query = select(Batch).where(Batch.listing_id == listing_id, Batch.scope == scope)
+    return session.exec(query).first()
+
+
+def batch_requests(*, session: Session, batch_id: str) -> list[UpdateRequest]:
+    query = select(UpdateRequest).where(UpdateRequest.batch_id == batch_id)
+    return list(session.exec(query.order_by(col(UpdateRequest.created_at), col(UpdateRequest.id))))
+
+
+def decide_batch(
+    *, session: Session, batch_id: str, from_state: str, to: str, **values: Any
+) -> bool:
+    """Compare-and-set a batch's state: True for the one decision that counts."""
+    statement = (
+        update(Batch)
+        .where(col(Batch.id) == batch_id, col(Batch.state) == from_state)
+        .values(state=to, decided_at=utcnow(), **values)
+    )
+    return _rowcount(session.execute(statement)) == 1
+
+
+def set_batch_fields(*, session: Session, batch_id: str, **values: Any) -> None:
+    assert "state" not in values
+    session.execute(update(Batch).where(col(Batch.id) == batch_id).values(**values))
+
+
+def batches_waiting(*, session: Session, before: datetime) -> list[Batch]:
+    """Batches still waiting for a decision, made before ``before``."""
+    query = select(Batch).where(col(Batch.state) == "requested", col(Batch.created_at) < before)
+    return list(session.exec(query.order_by(col(Batch.created_at))))
+
+
+def waiting_builds(*, session: Session, account_id: str, region: str) -> int:
+    """Requests of an account and region approved or being submitted: images AWS does not
+    show yet that will count against the region's quota once created."""
+    query = select(func.count()).where(
+        col(UpdateRequest.account_id) == account_id,
+        col(UpdateRequest.region) == region,
+        col(UpdateRequest.state).in_([State.approved.value, State.submitting.value]),
+    )
+    return int(session.exec(query).one())
 
 
 def record_event(

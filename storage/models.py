@@ -116,6 +116,12 @@ class UpdateRequest(UpdateRequestBase, table=True):
         default_factory=list,
         sa_column=Column(JSON, nullable=False, server_default=text("'[]'")),
     )
+    # The bulk approval it belongs to, if any: its announcement is the batch's one message.
+    batch_id: str | None = Field(default=None, max_length=32, index=True)
+    # One of WSIMG_MAX_CONCURRENT_UPDATES numbered slots, held from `submitting` until the
+    # request ends: the unique index keeps two builds off one slot across processes (as
+    # active_key does for images); an approved request that finds none free waits, queued.
+    slot: int | None = Field(default=None, unique=True)
 
     @property
     def short_id(self) -> str:
@@ -124,6 +130,40 @@ class UpdateRequest(UpdateRequestBase, table=True):
     @property
     def image_key(self) -> str:
         return image_key(self.account_id, self.region, self.source_image_id)
+
+
+class BatchState(StrEnum):
+    requested = "requested"  # four eyes: waiting for one approver's decision on all of it
+    approved = "approved"
+    rejected = "rejected"
+    cancelled = "cancelled"
+    expired = "expired"
+
+
+class Batch(SQLModel, table=True):
+    """One "Approve all N" click: the requests it made (``UpdateRequest.batch_id``) and the one
+    message that shows them. The unique (listing, scope) makes a second click on the same
+    button (another approver's, a retry) find this batch instead of making another."""
+
+    __table_args__ = (UniqueConstraint("listing_id", "scope"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    listing_id: str = Field(max_length=32)
+    scope: str = Field(max_length=64)  # "all" or "account:region"
+    scope_text: str = Field(max_length=255)  # the scope in words, for its message
+    state: str = Field(default=BatchState.requested.value, max_length=16)
+    count: int = 0  # the requests it made
+    created_by: str = Field(max_length=32)
+    decided_by: str | None = Field(default=None, max_length=32)
+    close_reason: str | None = Field(default=None, max_length=512)
+    channel_id: str | None = Field(default=None, max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
 
 
 class Event(SQLModel, table=True):

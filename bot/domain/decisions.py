@@ -28,6 +28,7 @@ from bot.domain.requests import (
     ttl,
     ttl_text,
 )
+from bot.domain.requests import show as show_request
 from bot.domain.submit import submit
 from bot.errors import WsimgError
 from storage import crud
@@ -102,7 +103,7 @@ def confirm(
     )
     if not moved:
         raise AlreadyDecided(reload_request(services, request.id))
-    services.notifier.refresh(reload_request(services, request.id))
+    show_request(services, reload_request(services, request.id))
     return submit(services, request_id=request.id)
 
 
@@ -167,7 +168,7 @@ def show(services: Services, *, request_id: str) -> None:
     with session_scope(services.engine) as session:
         request = crud.get_request(session=session, request_id=request_id) if request_id else None
     if request is not None:
-        services.notifier.refresh(request)
+        show_request(services, request)
 
 
 def expire_requests(services: Services) -> int:
@@ -177,7 +178,8 @@ def expire_requests(services: Services) -> int:
         waiting = crud.requests_in(session=session, states=[State.requested])
     expired = 0
     for request in waiting:
-        if request.created_at < cutoff:
+        # A batch's requests expire with their batch, in one go (bot/domain/bulk.py).
+        if request.created_at < cutoff and request.batch_id is None:
             expired += expire_request(services, request)
     return expired
 
@@ -193,7 +195,7 @@ def _open_request(services: Services, request_id: str, message: Clicked | None) 
         # Not a click on this request's own announcement: a forged or pasted payload.
         raise StaleButton()
     if request.state != State.requested:
-        services.notifier.refresh(request)
+        show_request(services, request)
         raise AlreadyDecided(request)
     if utcnow() - request.created_at > ttl(services):
         expire_request(services, request)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from storage.models import Listing, Offer, Snooze, UpdateRequest
+from storage.models import IN_FLIGHT, Listing, Offer, Snooze, State, UpdateRequest
 
 PAGE_BLOCKS = 50
 RESERVED_BLOCKS = 3
@@ -36,6 +36,15 @@ class Entry:
     # The request was made in another channel: what was said there (who, why) stays there.
     foreign: bool = False
 
+    @property
+    def approvable(self) -> bool:
+        """Whether "Approve all" takes this image (bot/domain/bulk.py): it can be updated,
+        nobody snoozed it, and no update of it is in flight or done."""
+        offer, request = self.offer, self.request
+        if offer.not_updatable_reason or offer.withdrawn_reason or self.snooze is not None:
+            return False
+        return request is None or request.state not in IN_FLIGHT | {State.available}
+
 
 @dataclass(frozen=True)
 class GroupSummary:
@@ -48,6 +57,7 @@ class GroupSummary:
     position: int
     snoozed: int = 0
     samples: tuple[str, ...] = ()  # the names of its first few images, to recognise it by
+    approvable: int = 0  # images "Approve all" would take (bot/domain/bulk.py approvable)
 
 
 @dataclass(frozen=True)

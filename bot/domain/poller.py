@@ -44,6 +44,7 @@ class PollReport:
     resumed: int = 0
     checked: int = 0
     finished: int = 0
+    started: int = 0  # queued requests submitted as build slots freed
     followups: int = 0  # posted by the job
 
 
@@ -57,6 +58,7 @@ def poll(services: Services) -> PollReport:
     report = PollReport()
     _resume_orphans(services, report)
     _check_pending(services, report)
+    start_queued(services, report)
     return report
 
 
@@ -77,6 +79,8 @@ def _resume_orphans(services: Services, report: PollReport) -> None:
     with session_scope(services.engine) as session:
         held = crud.requests_in(session=session, states=[State.approved, State.submitting])
     for request in held:
+        if request.worker_id is None:
+            continue  # queued, held by nobody: start_queued submits it when a slot frees
         stale = request.updated_at < cutoff
         if not (stale or is_dead_here(request.worker_id)):
             continue
@@ -86,6 +90,24 @@ def _resume_orphans(services: Services, report: PollReport) -> None:
                 submit(services, request_id=request.id)
             else:
                 _reconcile_submitting(services, request, cutoff if stale else None)
+
+
+def start_queued(services: Services, report: PollReport | None = None) -> int:
+    """Submit approved requests waiting for a build slot, oldest first, while slots are free
+    (WSIMG_MAX_CONCURRENT_UPDATES builds at once); how many started."""
+    started = 0
+    with session_scope(services.engine) as session:
+        queued = crud.queued_requests(
+            session=session, limit=services.settings.max_concurrent_updates
+        )
+    for request in queued:
+        with on_its_own(f"starting queued request {request.short_id}"):
+            if submit(services, request_id=request.id).state == State.approved:
+                break  # every slot is held again
+            started += 1
+    if report is not None:
+        report.started += started
+    return started
 
 
 def _reconcile_submitting(

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from bot.domain.pages import Digest
 from bot.domain.plans import Plan, Progress
-from storage.models import Rollout, UpdateRequest
+from storage.models import Batch, Rollout, UpdateRequest
 
 
 class Delivery(enum.Enum):
@@ -50,12 +50,36 @@ class Home:
     notice: str | None = None  # the answer to a click on the Home tab, as Slack mrkdwn
 
 
+@dataclass(frozen=True)
+class BatchView:
+    """A bulk approval as its one message shows it: the batch and every request it made."""
+
+    batch: Batch
+    requests: list[UpdateRequest]
+    max_concurrent: int  # WSIMG_MAX_CONCURRENT_UPDATES: builds under way at once
+
+    def count(self, *states: str) -> int:
+        return sum(1 for request in self.requests if request.state in states)
+
+    @property
+    def queued(self) -> int:
+        """Approved and waiting for a build slot (nobody holds them)."""
+        return sum(1 for r in self.requests if r.state == "approved" and r.worker_id is None)
+
+
 class Notifier(Protocol):
     def announce(self, request: UpdateRequest) -> tuple[str, str] | None:
         """Post the request in its channel; (channel, ts) of the post, None if nowhere took it."""
 
     def refresh(self, request: UpdateRequest) -> None:
         """Show the request's current state in its announcement."""
+
+    def announce_batch(self, view: BatchView) -> tuple[str, str] | None:
+        """Post a bulk approval's one message; (channel, ts) of the post, None if nowhere
+        took it. Its requests' follow-ups go in its thread."""
+
+    def refresh_batch(self, view: BatchView) -> None:
+        """Show the batch's current state in its message."""
 
     def follow_up(self, request: UpdateRequest) -> Delivery:
         """Reply in the announcement's thread that the build ended."""

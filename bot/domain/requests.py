@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.domain.context import Services
 from bot.domain.pages import ListingPage
+from bot.domain.ports import BatchView
 from bot.errors import WsimgError
 from storage import crud
 from storage.db import session_scope, unit_of_work
@@ -185,8 +186,30 @@ def close_request(
         close_reason=reason[:REASON_MAX],
     )
     if moved and refresh:
-        services.notifier.refresh(reload_request(services, request.id))
+        show(services, reload_request(services, request.id))
     return moved
+
+
+def show(services: Services, request: UpdateRequest) -> None:
+    """Bring the message that shows ``request`` up to date: its announcement, or, for a
+    request of a bulk approval, the batch's one message."""
+    if request.batch_id is None:
+        services.notifier.refresh(request)
+        return
+    view = batch_view(services, request.batch_id)
+    if view is not None:
+        services.notifier.refresh_batch(view)
+
+
+def batch_view(services: Services, batch_id: str) -> BatchView | None:
+    with session_scope(services.engine) as session:
+        batch = crud.get_batch(session=session, batch_id=batch_id)
+        requests = crud.batch_requests(session=session, batch_id=batch_id) if batch else []
+    if batch is None:
+        return None
+    return BatchView(
+        batch=batch, requests=requests, max_concurrent=services.settings.max_concurrent_updates
+    )
 
 
 def reload_request(services: Services, request_id: str) -> UpdateRequest:

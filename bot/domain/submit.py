@@ -13,8 +13,10 @@ import time
 from bot.domain.context import Services
 from bot.domain.identity import WORKER_ID
 from bot.domain.naming import update_tags, updated_image_description, updated_image_name
-from bot.domain.requests import SYSTEM, move, note, reload_request
+from bot.domain.requests import SYSTEM, move, note, reload_request, show
 from bot.errors import AwsError
+from storage import crud
+from storage.db import unit_of_work
 from storage.models import (
     State,
     UpdateRequest,
@@ -27,21 +29,47 @@ NAME_LOOKUPS = 3  # services.name_lookup_pause apart
 
 
 def submit(services: Services, *, request_id: str) -> UpdateRequest:
-    """approved → submitting → pending (or failed): at most one winner calls AWS."""
+    """approved → submitting → pending (or failed): at most one winner calls AWS.
+
+    Submitting takes one of WSIMG_MAX_CONCURRENT_UPDATES build slots, held until the request
+    ends. With every slot held the request stays approved, queued: nobody holds it, and a
+    poller (``poller.start_queued``) submits it when a build finishes."""
     request = reload_request(services, request_id)
     name = updated_image_name(request.source_image_name, request.id, request.created_at.date())
-    if not move(
-        services,
-        request_id,
-        from_states=[State.approved],
-        to=State.submitting,
-        event="submitting",
-        actor=SYSTEM,
-        detail={"name": name},
-        new_image_name=name,
-        submitted_at=utcnow(),
-        worker_id=WORKER_ID,
-    ):
+    slots = services.settings.max_concurrent_updates
+    with unit_of_work(services.engine) as session:
+        slot = crud.take_slot(
+            session=session,
+            request_id=request_id,
+            slots=slots,
+            new_image_name=name,
+            submitted_at=utcnow(),
+            worker_id=WORKER_ID,
+        )
+        if slot is not None:
+            crud.record_event(
+                session=session,
+                kind="submitting",
+                actor=SYSTEM,
+                request_id=request_id,
+                detail={"name": name, "slot": slot},
+            )
+        elif (
+            # Every slot is held: let go of it, so whichever poller sees a slot free starts it.
+            request.state == State.approved
+            and request.worker_id is not None
+            and crud.release_to_queue(
+                session=session, request_id=request_id, held_by=request.worker_id
+            )
+        ):
+            crud.record_event(
+                session=session,
+                kind="queued",
+                actor=SYSTEM,
+                request_id=request_id,
+                detail={"builds": slots},
+            )
+    if slot is None:
         return reload_request(services, request_id)
     return create_image(services, request_id=request_id)
 
@@ -90,7 +118,7 @@ def create_image(services: Services, *, request_id: str) -> UpdateRequest:
         note(services, request.id, f"{how}_late", {"new_image_id": new_image_id})
     request = reload_request(services, request_id)
     if moved:
-        services.notifier.refresh(request)
+        show(services, request)
     return request
 
 
@@ -124,5 +152,5 @@ def _fail(services: Services, request: UpdateRequest, exc: AwsError) -> UpdateRe
     )
     request = reload_request(services, request.id)
     if moved:
-        services.notifier.refresh(request)
+        show(services, request)
     return request

@@ -12,6 +12,7 @@ from bot.domain import poller
 from bot.domain.context import Services
 from bot.domain.poller import PollReport
 from bot.domain.ports import Delivery
+from bot.domain.requests import show
 from bot.jobs import rollouts
 
 
@@ -33,7 +34,7 @@ def post_followups(services: Services) -> int:
                     rollouts.post_plan(services, due.request)
                 continue
             delivery = services.notifier.follow_up(due.request)
-            services.notifier.refresh(due.request)
+            show(services, due.request)
             done = poller.followup_done(services, due, delivery)
             posted += done
             if done and delivery is Delivery.posted:  # only the poller that recorded it

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.domain import decisions, digests, fleet, home, listing
+from bot.domain import bulk, decisions, digests, fleet, home, listing
 from bot.domain.context import Services
 from bot.jobs import followups, rollouts
 
@@ -27,13 +27,13 @@ DIGEST_TICK_SECONDS = 15
 
 def poll_job(services: Services) -> None:
     report = followups.run(services)
-    if report.resumed or report.finished or report.followups:
+    if report.resumed or report.finished or report.started or report.followups:
         log.info("poll: %s", report)
     rollouts.run(services)
-    expired = decisions.expire_requests(services)
+    expired = decisions.expire_requests(services) + bulk.expire_batches(services)
     if expired:
         log.info("expired %d request(s) nobody decided", expired)
-    if report.resumed or report.finished or expired:
+    if report.resumed or report.finished or report.started or expired:
         home.refresh(services)  # requests moved: the Home tabs shown show it
     purged = listing.purge_listings(services)
     if purged:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.aws.error_details import detail_lines
 from bot.domain.audit import Status
+from bot.domain.bulk import AlreadyBatched, Outcome
 from bot.domain.decisions import AlreadyDecided
 from bot.domain.digests import SNOOZE_DAYS
 from bot.domain.pages import PAGE_BLOCKS, Entry, GroupSummary, ListingPage
@@ -21,7 +22,7 @@ from bot.domain.requests import REASON_MAX, AlreadyInFlight
 from bot.domain.rollout import RolloutRefused
 from bot.errors import WsimgError
 from bot.slack.ids import CLOSE_VIEW, REASON_BLOCK, REASON_INPUT, Action, action_id
-from storage.models import IN_FLIGHT, State, Subscription, UpdateRequest, utcnow
+from storage.models import IN_FLIGHT, Batch, State, Subscription, UpdateRequest, utcnow
 
 Message = dict[str, Any]
 Block = dict[str, Any]
@@ -84,6 +85,8 @@ def refusal_message(error: WsimgError) -> Message:
     if isinstance(error, RolloutRefused):
         sentence = error.say(lambda user: f"<@{user}>", lambda channel: f"<#{channel}>", escape)
         return text_message(f":warning: {sentence}")
+    if isinstance(error, AlreadyBatched):
+        return text_message(f":warning: {error.say(lambda user: f'<@{user}>')}")
     if isinstance(error, AlreadyDecided):
         line = status_line(error.request)
         return text_message(f":warning: This request is no longer waiting for a decision: {line}")
@@ -114,7 +117,7 @@ def listing(page: ListingPage) -> Message:
             summary += f" · {len(page.groups)} account and region group(s), {page.pages} pages"
         elif page.pages > 1:
             summary += f" · page {page.page} of {page.pages}"
-    out: list[Block] = [section(summary)]
+    out: list[Block] = [section(summary, _bulk_all(page))]
     if page.listing.scanned_at is not None:
         out.append(context(scanned_text(page.listing.scanned_at)))
     if page.failures:
@@ -139,8 +142,33 @@ def _group_summary(page: ListingPage, groups: Sequence[GroupSummary], *, room: i
         )
     ]
     room -= 1
-    shown = groups if len(groups) <= room else groups[: room - 1]
-    out.extend(group_line(group) for group in shown)
+    shown: list[GroupSummary] = []
+    lines: list[Block] = []
+    for n, group in enumerate(groups):
+        blocks = [group_line(group)]
+        if group.approvable:
+            where = f"with an update in {group.region} · account {group.account_id}"
+            blocks.append(
+                {
+                    "type": "actions",
+                    "elements": [
+                        bulk_button(
+                            count=group.approvable,
+                            key=group.first_key,
+                            whole=False,
+                            position=group.position,
+                            four_eyes=page.four_eyes,
+                            where=where,
+                        )
+                    ],
+                }
+            )
+        # Keep one block for the "…and N more" line, unless this is the last group.
+        if len(lines) + len(blocks) > room - (1 if n < len(groups) - 1 else 0):
+            break
+        shown.append(group)
+        lines.extend(blocks)
+    out.extend(lines)
     if len(shown) < len(groups):
         out.append(
             context(
@@ -303,6 +331,67 @@ def _approve_button(entry: Entry, *, four_eyes: bool) -> Block:
             "deny": {"type": "plain_text", "text": "Cancel"},
         },
     }
+
+
+def bulk_button(
+    *, count: int, key: str, whole: bool, position: int, four_eyes: bool, where: str
+) -> Block:
+    """ "Approve all N" (four eyes: "Request all N"), with a confirm that names the count."""
+    verb = "Request" if four_eyes else "Approve"
+    plural = "s" if count != 1 else ""
+    then = (
+        "Another approver then approves them all with one click before anything is built."
+        if four_eyes
+        else "At most WSIMG_MAX_CONCURRENT_UPDATES build at once; the rest wait their turn."
+    )
+    return {
+        "type": "button",
+        "action_id": action_id(Action.BULK, "all" if whole else f"group:{position}"),
+        "text": {"type": "plain_text", "text": f"{verb} all {count}"},
+        "style": "primary",
+        "value": key,
+        "confirm": {
+            "title": {"type": "plain_text", "text": f"{verb} {count} update{plural}?"},
+            "text": {
+                "type": "mrkdwn",
+                "text": cut(
+                    f"Create {count} new image{plural}, one from each image {where}, with the "
+                    f"latest WorkSpaces drivers and agents. The source images are kept. {then}",
+                    300,
+                ),
+            },
+            "confirm": {"type": "plain_text", "text": f"{verb} all {count}"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        },
+    }
+
+
+def _bulk_all(page: ListingPage) -> Block | None:
+    """ "Approve all N" for the whole listing: on a listing of one page, and on the summary of a
+    filtered one (an unfiltered fleet is approved a group at a time)."""
+    if page.groups is not None:
+        if not (page.filters or page.region):
+            return None
+        count = sum(group.approvable for group in page.groups)
+    elif page.pages == 1:
+        count = sum(1 for entry in page.entries if entry.approvable)
+    else:
+        return None
+    if count < 2 or not page.entries:
+        return None
+    where = "listed here"
+    if page.filters:
+        where += f" {escape(page.filters)}"
+    if page.region:
+        where += f" in {page.region}"
+    return bulk_button(
+        count=count,
+        key=page.entries[0].offer.key,
+        whole=True,
+        position=0,
+        four_eyes=page.four_eyes,
+        where=where,
+    )
 
 
 def _page_buttons(page: ListingPage) -> Block:
@@ -485,6 +574,50 @@ def reason_modal(request: UpdateRequest, *, cancel: bool, channel_id: str | None
             },
         ],
     }
+
+
+def batch_reason_modal(batch: Batch, *, cancel: bool, channel_id: str | None) -> Block:
+    """The reason modal for a whole batch: the same modal (the id it carries is the batch's)."""
+    verb = "Cancel" if cancel else "Reject"
+    stand_in = UpdateRequest(
+        id=batch.id,
+        account_id="",
+        region="",
+        source_image_id="",
+        source_image_name="",
+        requested_by=batch.created_by,
+    )
+    modal = reason_modal(stand_in, cancel=cancel, channel_id=channel_id)
+    modal["title"] = {"type": "plain_text", "text": f"{verb} all {batch.count}"[:24]}
+    modal["blocks"][0] = section(
+        f"{verb} the WorkSpaces updates of {batch.count} images "
+        f"({escape(batch.scope_text)}, batch `{batch.short_id}`)?"
+    )
+    return modal
+
+
+def bulk_done(outcome: Outcome) -> Message:
+    """The clicker's answer to "Approve all N"."""
+    batch = outcome.view.batch
+    count = f"{batch.count} update{'s' if batch.count != 1 else ''}"
+    if batch.state == "requested":
+        text = (
+            f":raised_hand: Asked for {count} (batch `{batch.short_id}`); another approver "
+            "approves them all, with one click, on the batch's message in the channel."
+        )
+    else:
+        view = outcome.view
+        text = (
+            f":white_check_mark: Approved {count} (batch `{batch.short_id}`): "
+            f"{view.count('submitting', 'pending')} building, {view.queued} queued "
+            f"(at most {view.max_concurrent} at once). Progress is in the batch's message."
+        )
+    if outcome.left_out:
+        text += (
+            f" {outcome.left_out} image{'s were' if outcome.left_out != 1 else ' was'} left "
+            "out: already in flight or updated, snoozed, or no longer updatable."
+        )
+    return text_message(text)
 
 
 def followup(request: UpdateRequest) -> Message:

@@ -15,6 +15,12 @@ class Action(StrEnum):
     PAGE = "wsimg.page"
     SNOOZE = "wsimg.snooze"
     OPEN = "wsimg.open"  # a digest's "List them": the paged listing of one region
+    # "Approve all N": ``:all`` for the whole listing, ``:group:<n>`` for one account-region.
+    BULK = "wsimg.bulk"
+    # On a batch's message (four-eyes): decide every request of it at once.
+    BATCH_CONFIRM = "wsimg.batch.confirm"
+    BATCH_REJECT = "wsimg.batch.reject"
+    BATCH_CANCEL = "wsimg.batch.cancel"
     # On a request's announcement (four-eyes): decide the request.
     CONFIRM = "wsimg.confirm"
     REJECT = "wsimg.reject"

@@ -19,9 +19,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.domain.pages import Digest
 from bot.domain.plans import Plan, Progress
-from bot.domain.ports import Delivery, Home
+from bot.domain.ports import BatchView, Delivery, Home
 from bot.errors import WsimgError
-from bot.slack import blocks, digest_view, home_view, rollout_view
+from bot.slack import batch_view, blocks, digest_view, home_view, rollout_view
 from storage.models import Rollout, UpdateRequest
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,34 @@ class SlackNotifier:
                 continue
             return response["channel"], response["ts"]
         return None
+
+    def announce_batch(self, view: BatchView) -> tuple[str, str] | None:
+        """Post a bulk approval's one message in its channel (or DM its creator)."""
+        message = batch_view.batch_message(view)
+        for channel in filter(None, (view.batch.channel_id, view.batch.created_by)):
+            try:
+                response = self._client.chat_postMessage(channel=channel, **message)
+            except SlackApiError as exc:
+                log.warning("could not post to %s: %s", channel, exc.response.get("error"))
+                continue
+            except OSError as exc:
+                log.warning("could not reach Slack: %s", type(exc).__name__)
+                continue
+            return response["channel"], response["ts"]
+        return None
+
+    def refresh_batch(self, view: BatchView) -> None:
+        batch = view.batch
+        if not (batch.channel_id and batch.message_ts):
+            return
+        try:
+            self._client.chat_update(
+                channel=batch.channel_id, ts=batch.message_ts, **batch_view.batch_message(view)
+            )
+        except SlackApiError as exc:
+            log.warning("could not update a batch's message: %s", exc.response.get("error"))
+        except OSError as exc:
+            log.warning("could not reach Slack: %s", type(exc).__name__)
 
     def refresh(self, request: UpdateRequest) -> None:
         """Show the request's current state in its announcement."""

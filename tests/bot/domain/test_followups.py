@@ -65,6 +65,8 @@ def test_error_follow_up_carries_the_code_and_message(world: World) -> None:
 
 def test_pending_images_are_described_in_batches_of_25(world: World) -> None:
     world.simulator.image_limit = 100  # above the default quota of 40, to have 30 pending
+    settings = world.services.settings  # and above the 10 builds at once wsimg allows
+    world.services.settings = settings.model_copy(update={"max_concurrent_updates": 30})
     images = [world.simulator.add_image(region="us-east-1", name=f"Win-{n}") for n in range(30)]
     buttons = world.approve_buttons(world.all_pages(world.listing()))
     for button in buttons:

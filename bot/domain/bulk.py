@@ -1,0 +1,570 @@
+"""Bulk approval: "Approve all N" on a listing makes one request per image it can still update,
+each exactly once, under one batch shown in one message.
+
+- The button carries an offer key (opaque, like every button) and its scope: the offer's
+  account and region, or the whole listing (which is what the command's filters kept).
+- Every click is checked again on the server: the clicker, the channel, the list's age, each
+  image live against AWS, and each region's image count against WSIMG_IMAGE_QUOTA (a batch
+  that would go over is refused with the numbers, and nothing is made).
+- The batch and its requests commit in one transaction; the unique (listing, scope) of the
+  batch and the one-in-flight-per-image index make a second click (another approver's, a
+  retry) make nothing.
+- With four eyes the click asks; one decision by a different approver approves (or rejects)
+  every request of the batch at once.
+- Approved requests are submitted through ``submit``: at most WSIMG_MAX_CONCURRENT_UPDATES
+  build at once, the rest wait, queued, and a poller starts them as builds finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.aws.rollout import RolloutCalls
+from bot.domain.context import Services
+from bot.domain.decisions import BadReason, Clicked, NotAllowedToClose
+from bot.domain.decisions import SelfApproval as SelfApproval
+from bot.domain.identity import WORKER_ID
+from bot.domain.listing import entries_for, offered_here
+from bot.domain.ports import BatchView
+from bot.domain.requests import (
+    REASON_MAX,
+    SYSTEM,
+    Expired,
+    NotAllowed,
+    NotAllowedToRequest,
+    Refused,
+    StaleButton,
+    batch_view,
+    record_refusal,
+    ttl,
+    ttl_text,
+)
+from bot.domain.submit import submit
+from storage import crud
+from storage.db import session_scope, unit_of_work
+from storage.models import (
+    Batch,
+    BatchState,
+    Offer,
+    State,
+    UpdateRequest,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+ALL = "all"  # the scope of a button that covers the whole listing
+
+
+class NothingToApprove(Refused):
+    pass
+
+
+class OverQuota(Refused):
+    pass
+
+
+class AlreadyBatched(Refused):
+    """This button already made a batch (another approver's click, a retry)."""
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        super().__init__(self.say(lambda user: user))
+
+    def say(self, who: Callable[[str], str]) -> str:
+        batch = self.batch
+        return (
+            f"{who(batch.created_by)} already clicked this: batch {batch.short_id}, "
+            f"{batch.count} image{'s' if batch.count != 1 else ''}, {batch.state}. "
+            "Nothing new was started."
+        )
+
+
+class BatchDecided(Refused):
+    def __init__(self, batch: Batch) -> None:
+        super().__init__(f"This batch is already {batch.state}; nothing was changed.")
+        self.batch = batch
+
+
+def scope_of(offer: Offer, whole: bool) -> str:
+    return ALL if whole else f"{offer.account_id}:{offer.region}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    view: BatchView
+    left_out: int  # images of the scope that were not taken (in flight, snoozed, gone…)
+
+
+def approve_all(
+    services: Services, *, offer_key: str, whole: bool, user_id: str, channel_id: str | None
+) -> Outcome:
+    """A click on "Approve all N" (four eyes: "Request all N")."""
+    with session_scope(services.engine) as session:
+        offer = crud.get_offer(session=session, key=offer_key)
+        listing = crud.get_listing(session=session, listing_id=offer.listing_id) if offer else None
+    if offer is None or listing is None or not offered_here(offer, channel_id):
+        raise StaleButton()
+    policy = services.policy
+    four_eyes = policy.four_eyes
+    if not (policy.can_request(user_id) if four_eyes else policy.can_approve(user_id)):
+        record_refusal(services, user_id, f"batch of listing {listing.id}", "not an approver")
+        raise NotAllowedToRequest() if four_eyes else NotAllowed()
+    if utcnow() - offer.created_at > ttl(services):
+        raise Expired(f"This list is more than {ttl_text(services)} old")
+    scope = scope_of(offer, whole)
+    here = channel_id or offer.channel_id
+    _refuse_if_batched(services, listing.id, scope)
+
+    with session_scope(services.engine) as session:
+        offers = crud.offers_of_listing(session=session, listing_id=listing.id)
+        if scope != ALL:
+            offers = [
+                o for o in offers if (o.account_id, o.region) == (offer.account_id, offer.region)
+            ]
+        entries = entries_for(session=session, offers=offers, channel_id=here)
+    chosen = [entry.offer for entry in entries if entry.approvable]
+    if not chosen:
+        raise NothingToApprove(
+            f"Nothing to approve: each of the {len(entries)} images is already in flight, "
+            "updated, snoozed or cannot be updated. Run `/wsimg updates` for a fresh list."
+        )
+    chosen = _recheck(services, chosen)
+    if not chosen:
+        raise NothingToApprove(
+            "Nothing to approve: AWS no longer shows an update for any of these images. "
+            "Run `/wsimg updates refresh` for a fresh list."
+        )
+    check_quota(services, [(o.account_id, o.region) for o in chosen])
+
+    batch = Batch(
+        id=uuid.uuid4().hex,
+        listing_id=listing.id,
+        scope=scope,
+        scope_text=_scope_text(offer, whole, listing.region),
+        state=(BatchState.requested if four_eyes else BatchState.approved).value,
+        created_by=user_id,
+        decided_by=None if four_eyes else user_id,
+        decided_at=None if four_eyes else utcnow(),
+        channel_id=here,
+    )
+    now = utcnow()
+    with unit_of_work(services.engine) as session:
+        if not crud.create_batch(session=session, batch=batch):
+            made = 0
+        else:
+            made = 0
+            for image in chosen:
+                request = _request(image, batch, user_id, here, approved=not four_eyes, now=now)
+                if not crud.create_request(session=session, request=request):
+                    continue  # in flight already (another click, a moment ago)
+                made += 1
+                kinds = ("requested",) if four_eyes else ("requested", "approved")
+                for kind in kinds:
+                    crud.record_event(
+                        session=session,
+                        kind=kind,
+                        actor=user_id,
+                        request_id=request.id,
+                        detail={
+                            "image": image.image_key,
+                            "name": image.image_name,
+                            "batch": batch.id,
+                        },
+                    )
+            crud.set_batch_fields(session=session, batch_id=batch.id, count=made)
+            crud.record_event(
+                session=session,
+                kind="batch_requested" if four_eyes else "batch_approved",
+                actor=user_id,
+                detail={"batch": batch.id, "scope": scope, "images": made, "listing": listing.id},
+            )
+        if made == 0:
+            session.rollback()
+    if made == 0:
+        _refuse_if_batched(services, listing.id, scope)
+        raise NothingToApprove(
+            "Nothing to approve: another click started these updates a moment ago. "
+            "Run `/wsimg updates` to see them."
+        )
+
+    view = batch_view(services, batch.id)
+    assert view is not None
+    posted = services.notifier.announce_batch(view)
+    if posted is not None:
+        with unit_of_work(services.engine) as session:
+            crud.set_batch_fields(
+                session=session, batch_id=batch.id, channel_id=posted[0], message_ts=posted[1]
+            )
+            for request in view.requests:
+                crud.set_fields(
+                    session=session,
+                    request_id=request.id,
+                    channel_id=posted[0],
+                    message_ts=posted[1],
+                )
+    elif four_eyes:
+        reason = "wsimg could not post the batch in this channel"
+        _close_all(services, batch.id, BatchState.cancelled, SYSTEM, reason)
+        raise Refused(
+            f"{reason}, so nobody could approve it; nothing was started. Invite wsimg to the "
+            "channel (or use a channel it is in) and ask again."
+        )
+    if not four_eyes:
+        _start(services, view.requests)
+    final = batch_view(services, batch.id)
+    assert final is not None
+    services.notifier.refresh_batch(final)
+    return Outcome(view=final, left_out=len(entries) - made)
+
+
+def confirm(services: Services, *, batch_id: str, user_id: str, message: Clicked) -> BatchView:
+    """Four eyes: a different approver approves every request of the batch in one decision."""
+    batch = _open_batch(services, batch_id, message)
+    policy = services.policy
+    if not policy.can_approve(user_id):
+        record_refusal(services, user_id, f"batch {batch.id}", "not an approver")
+        raise NotAllowed()
+    if user_id == batch.created_by:
+        record_refusal(services, user_id, f"batch {batch.id}", "four eyes: the requester")
+        raise SelfApproval()
+    with session_scope(services.engine) as session:
+        waiting = [
+            r
+            for r in crud.batch_requests(session=session, batch_id=batch.id)
+            if r.state == State.requested
+        ]
+    by_key = {r.image_key: r for r in waiting}
+    live = {
+        o.image_key for o in _recheck(services, [_as_offer(r) for r in waiting], withdraw=False)
+    }
+    keep = [r for r in waiting if r.image_key in live]
+    check_quota(services, [(r.account_id, r.region) for r in keep])
+    now = utcnow()
+    with unit_of_work(services.engine) as session:
+        if not crud.decide_batch(
+            session=session,
+            batch_id=batch.id,
+            from_state=BatchState.requested.value,
+            to=BatchState.approved.value,
+            decided_by=user_id,
+        ):
+            raise BatchDecided(_reload(services, batch.id))
+        for key, request in by_key.items():
+            approved = key in live
+            moved = crud.transition(
+                session=session,
+                request_id=request.id,
+                from_states=[State.requested],
+                to=State.approved if approved else State.rejected,
+                **(
+                    {"approved_by": user_id, "approved_at": now, "worker_id": WORKER_ID}
+                    if approved
+                    else {
+                        "closed_by": None,
+                        "close_reason": "AWS no longer shows an update for this image",
+                    }
+                ),
+            )
+            if moved:
+                crud.record_event(
+                    session=session,
+                    kind="approved" if approved else "rejected",
+                    actor=user_id if approved else SYSTEM,
+                    request_id=request.id,
+                    detail={"image": key, "requested_by": request.requested_by, "batch": batch.id},
+                )
+        crud.record_event(
+            session=session,
+            kind="batch_approved",
+            actor=user_id,
+            detail={"batch": batch.id, "images": len(keep), "requested_by": batch.created_by},
+        )
+    view = batch_view(services, batch.id)
+    assert view is not None
+    services.notifier.refresh_batch(view)
+    _start(services, [r for r in view.requests if r.state == State.approved])
+    final = batch_view(services, batch.id)
+    assert final is not None
+    services.notifier.refresh_batch(final)
+    return final
+
+
+def is_batch(services: Services, identifier: str) -> bool:
+    with session_scope(services.engine) as session:
+        return bool(identifier) and crud.get_batch(session=session, batch_id=identifier) is not None
+
+
+def may_close(
+    services: Services, *, batch_id: str, user_id: str, message: Clicked | None, cancel: bool
+) -> Batch:
+    """Whether this click may reject (or cancel) the whole batch: asked before the modal opens
+    and again when it is submitted."""
+    batch = _open_batch(services, batch_id, message)
+    if not (services.policy.can_approve(user_id) or (cancel and user_id == batch.created_by)):
+        record_refusal(
+            services, user_id, f"batch {batch.id}", "may not cancel" if cancel else "may not reject"
+        )
+        raise NotAllowedToClose(cancel)
+    return batch
+
+
+def close(
+    services: Services,
+    *,
+    batch_id: str,
+    user_id: str,
+    cancel: bool,
+    reason: str,
+    refresh: bool = True,
+) -> BatchView:
+    """Reject (or cancel) every request of the batch still waiting, with the modal's reason."""
+    reason = " ".join(reason.split())
+    if len(reason) < 3:
+        raise BadReason("Say in a few words why, so the others know.")
+    if len(reason) > REASON_MAX:
+        raise BadReason(f"Keep the reason under {REASON_MAX} characters.")
+    may_close(services, batch_id=batch_id, user_id=user_id, message=None, cancel=cancel)
+    to = BatchState.cancelled if cancel else BatchState.rejected
+    if not _close_all(services, batch_id, to, user_id, reason, refresh=refresh):
+        raise BatchDecided(_reload(services, batch_id))
+    view = batch_view(services, batch_id)
+    assert view is not None
+    return view
+
+
+def show_batch(services: Services, *, batch_id: str) -> None:
+    view = batch_view(services, batch_id)
+    if view is not None:
+        services.notifier.refresh_batch(view)
+
+
+def check_quota(services: Services, targets: list[tuple[str, str]]) -> None:
+    """Refuse, with the numbers, a batch that would take an account and region over
+    WSIMG_IMAGE_QUOTA: the images AWS shows there now (building ones included), those approved
+    but not created yet, and this batch's."""
+    wanted: dict[tuple[str, str], int] = defaultdict(int)
+    for target in targets:
+        wanted[target] += 1
+    quota = services.settings.image_quota
+    calls = RolloutCalls(services.gateway)
+    over = []
+    for (account_id, region), adding in sorted(wanted.items()):
+        existing = calls.image_count(account_id=account_id, region=region)
+        with session_scope(services.engine) as session:
+            waiting = crud.waiting_builds(session=session, account_id=account_id, region=region)
+        if existing + waiting + adding > quota:
+            room = max(quota - existing - waiting, 0)
+            waiting_text = f" and {waiting} approved but not created yet" if waiting else ""
+            over.append(
+                f"{region} in account {account_id} holds {existing} images{waiting_text}; "
+                f"these {adding} updates would make {existing + waiting + adding}, over its quota "
+                f"of {quota} (room for {room})"
+            )
+    if over:
+        raise OverQuota(
+            "Nothing was started: " + "; ".join(over) + ". Each update adds an image and keeps "
+            "its source. Delete images you no longer need, or ask AWS for a higher quota and "
+            "set WSIMG_IMAGE_QUOTA, or approve fewer (narrow the listing with "
+            "`/wsimg updates [region] [account] [name-glob]`)."
+        )
+
+
+# --- the parts ------------------------------------------------------------------------------
+
+
+def _refuse_if_batched(services: Services, listing_id: str, scope: str) -> None:
+    with session_scope(services.engine) as session:
+        existing = crud.batch_of(session=session, listing_id=listing_id, scope=scope)
+    if existing is not None:
+        raise AlreadyBatched(existing)
+
+
+def _scope_text(offer: Offer, whole: bool, region: str | None) -> str:
+    if not whole:
+        return f"{offer.region} · account {offer.account_id}"
+    return f"every image listed in {region}" if region else "every image listed"
+
+
+def _request(
+    offer: Offer,
+    batch: Batch,
+    user_id: str,
+    channel_id: str | None,
+    *,
+    approved: bool,
+    now: datetime,
+) -> UpdateRequest:
+    return UpdateRequest(
+        id=uuid.uuid4().hex,
+        state=(State.approved if approved else State.requested).value,
+        active_key=offer.image_key,
+        account_id=offer.account_id,
+        region=offer.region,
+        source_image_id=offer.image_id,
+        source_image_name=offer.image_name,
+        update_description=offer.update_description,
+        requested_by=user_id,
+        approved_by=user_id if approved else None,
+        approved_at=now if approved else None,
+        worker_id=WORKER_ID,
+        channel_id=channel_id,
+        offer_key=offer.key,
+        batch_id=batch.id,
+    )
+
+
+def _as_offer(request: UpdateRequest) -> Offer:
+    return Offer(
+        key="",
+        listing_id="",
+        account_id=request.account_id,
+        region=request.region,
+        image_id=request.source_image_id,
+        image_name=request.source_image_name,
+        listed_by=request.requested_by,
+    )
+
+
+def _recheck(services: Services, offers: list[Offer], *, withdraw: bool = True) -> list[Offer]:
+    """The offers AWS still shows with an update that wsimg can make: one
+    DescribeWorkspaceImages per 25 images of an account and region. The others are withdrawn
+    from the listing (with ``withdraw``), saying why."""
+    groups: dict[tuple[str, str], list[Offer]] = defaultdict(list)
+    for offer in offers:
+        groups[(offer.account_id, offer.region)].append(offer)
+    keep: list[Offer] = []
+    gone: list[tuple[Offer, str]] = []
+    for (account_id, region), members in groups.items():
+        found = {
+            image.image_id: image
+            for image in services.gateway.describe_images(
+                account_id=account_id, region=region, image_ids=[o.image_id for o in members]
+            )
+        }
+        for offer in members:
+            image = found.get(offer.image_id)
+            if image is None:
+                gone.append((offer, f"{offer.image_name} ({offer.image_id}) no longer exists."))
+            elif not image.update_available:
+                gone.append(
+                    (offer, f"{offer.image_name} has no WorkSpaces update available any more.")
+                )
+            elif image.not_updatable_reason:
+                gone.append((offer, image.not_updatable_reason))
+            else:
+                keep.append(offer)
+    if withdraw and gone:
+        with unit_of_work(services.engine) as session:
+            for offer, reason in gone:
+                crud.withdraw_offer(session=session, key=offer.key, reason=reason)
+                crud.record_event(
+                    session=session,
+                    kind="offer_withdrawn",
+                    actor=SYSTEM,
+                    detail={"image": offer.image_key, "reason": reason},
+                )
+    return keep
+
+
+def _start(services: Services, requests: list[UpdateRequest]) -> None:
+    """Submit each approved request: up to the free build slots start now, the rest queue."""
+    for request in requests:
+        try:
+            submit(services, request_id=request.id)
+        except Exception:  # logged; the poller resumes it (its worker is this process)
+            log.exception("submitting request %s of a batch failed", request.short_id)
+
+
+def _open_batch(services: Services, batch_id: str, message: Clicked | None) -> Batch:
+    with session_scope(services.engine) as session:
+        batch = crud.get_batch(session=session, batch_id=batch_id) if batch_id else None
+    if batch is None:
+        raise StaleButton()
+    if message is not None and message != (batch.channel_id, batch.message_ts):
+        raise StaleButton()  # not a click on the batch's own message: forged or pasted
+    if batch.state != BatchState.requested:
+        show_batch(services, batch_id=batch.id)
+        raise BatchDecided(_reload(services, batch.id))
+    if utcnow() - batch.created_at > ttl(services):
+        _close_all(
+            services,
+            batch.id,
+            BatchState.expired,
+            SYSTEM,
+            f"nobody approved it within {ttl_text(services)}",
+        )
+        raise Expired(f"This batch is more than {ttl_text(services)} old")
+    return batch
+
+
+def _reload(services: Services, batch_id: str) -> Batch:
+    with session_scope(services.engine) as session:
+        batch = crud.get_batch(session=session, batch_id=batch_id)
+    assert batch is not None
+    return batch
+
+
+def expire_batches(services: Services) -> int:
+    """Batches nobody decided within the time to live end as expired, all their requests with
+    them (the poller's job, beside ``decisions.expire_requests``)."""
+    with session_scope(services.engine) as session:
+        waiting = crud.batches_waiting(session=session, before=utcnow() - ttl(services))
+    reason = f"nobody approved it within {ttl_text(services)}"
+    return sum(
+        _close_all(services, batch.id, BatchState.expired, SYSTEM, reason) for batch in waiting
+    )
+
+
+def _close_all(
+    services: Services,
+    batch_id: str,
+    to: BatchState,
+    actor: str,
+    reason: str,
+    *,
+    refresh: bool = True,
+) -> bool:
+    """requested → rejected | cancelled | expired: the batch and every request of it still
+    waiting, in one transaction. False if the batch had been decided already."""
+    request_state = State(to.value)
+    with unit_of_work(services.engine) as session:
+        if not crud.decide_batch(
+            session=session,
+            batch_id=batch_id,
+            from_state=BatchState.requested.value,
+            to=to.value,
+            decided_by=actor if actor != SYSTEM else None,
+            close_reason=reason[:REASON_MAX],
+        ):
+            return False
+        for request in crud.batch_requests(session=session, batch_id=batch_id):
+            if crud.transition(
+                session=session,
+                request_id=request.id,
+                from_states=[State.requested],
+                to=request_state,
+                closed_by=actor if actor != SYSTEM else None,
+                close_reason=reason[:REASON_MAX],
+            ):
+                crud.record_event(
+                    session=session,
+                    kind=request_state.value,
+                    actor=actor,
+                    request_id=request.id,
+                    detail={"image": request.image_key, "reason": reason, "batch": batch_id},
+                )
+        crud.record_event(
+            session=session,
+            kind=f"batch_{to.value}",
+            actor=actor,
+            detail={"batch": batch_id, "reason": reason},
+        )
+    if refresh:
+        show_batch(services, batch_id=batch_id)
+    return True

@@ -1,0 +1,52 @@
+"""bulk: "Approve all N" batches, and the numbered build slots that cap concurrent updates
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-02 12:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "batch",
+        sa.Column("id", AutoString(length=32), nullable=False),
+        sa.Column("listing_id", AutoString(length=32), nullable=False),
+        sa.Column("scope", AutoString(length=64), nullable=False),
+        sa.Column("scope_text", AutoString(length=255), nullable=False),
+        sa.Column("state", AutoString(length=16), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("created_by", AutoString(length=32), nullable=False),
+        sa.Column("decided_by", AutoString(length=32), nullable=True),
+        sa.Column("close_reason", AutoString(length=512), nullable=True),
+        sa.Column("channel_id", AutoString(length=32), nullable=True),
+        sa.Column("message_ts", AutoString(length=32), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("decided_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("listing_id", "scope"),
+    )
+    with op.batch_alter_table("update_request", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("batch_id", AutoString(length=32), nullable=True))
+        batch_op.add_column(sa.Column("slot", sa.Integer(), nullable=True))
+        batch_op.create_index("ix_update_request_batch_id", ["batch_id"], unique=False)
+        batch_op.create_unique_constraint("uq_update_request_slot", ["slot"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("update_request", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_update_request_slot", type_="unique")
+        batch_op.drop_index("ix_update_request_batch_id")
+        batch_op.drop_column("slot")
+        batch_op.drop_column("batch_id")
+    op.drop_table("batch")

@@ -1,0 +1,285 @@
+"""Bulk approval through the real app: "Approve all N" makes one request per image, exactly
+once; at most WSIMG_MAX_CONCURRENT_UPDATES build at once and the rest start as builds finish;
+a batch over the region's image quota is refused with the numbers; with four eyes one decision
+covers the batch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot.config import Settings
+from bot.fakes.slack import Message, SlackUser, find_buttons, validate_blocks
+from bot.runtime import build_services
+from bot.slack.render import blocks_to_text
+from storage.db import session_scope
+from storage.models import Batch, Event, State
+from tests.conftest import (
+    APPROVER,
+    GROUP_MEMBER,
+    OUTSIDER,
+    SIGNING_SECRET,
+    World,
+    serve,
+    wait_until,
+)
+
+CAP = 4
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"max_concurrent_updates": CAP})
+
+
+def _bulk_buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for b in find_buttons(message["blocks"]) if b["action_id"].startswith("wsimg.bulk")]
+
+
+def _fleet(world: World, count: int, region: str = "eu-west-1") -> list[str]:
+    return [world.simulator.add_image(region=region, name=f"Win11-Desk-{n}") for n in range(count)]
+
+
+def _text(message: dict[str, Any] | Message) -> str:
+    blocks = message.blocks if isinstance(message, Message) else message["blocks"]
+    return blocks_to_text(blocks)
+
+
+def _building(world: World) -> int:
+    """Images the simulator holds PENDING that a CreateUpdatedWorkspaceImage made."""
+    made = {
+        c.params["Name"]
+        for c in world.simulator.calls
+        if c.operation == "CreateUpdatedWorkspaceImage"
+    }
+    return sum(
+        1
+        for image in world.simulator.images()
+        if image["Name"] in made and image["State"] == "PENDING"
+    )
+
+
+def _batch_message(world: World) -> Message:
+    with session_scope(world.services.engine) as session:
+        [batch] = session.exec(select(Batch)).all()
+    assert batch.channel_id and batch.message_ts
+    message = world.slack.message(batch.channel_id, batch.message_ts)
+    assert message is not None
+    return message
+
+
+def test_approve_all_creates_each_image_once_at_most_cap_at_a_time(world: World) -> None:
+    images = _fleet(world, 10)
+    listing = world.listing()
+    [button] = _bulk_buttons(listing)
+    assert button["text"] == "Approve all 10"
+    assert "10 new images" in button["confirm"]["text"]["text"]  # the confirm names the count
+
+    answer = world.answer(world.click(button))
+    assert "Approved 10 updates" in _text(answer)
+    assert f"{CAP} building, {10 - CAP} queued" in _text(answer)
+    world.settle()
+
+    requests = world.requests()
+    assert sorted(r.source_image_id for r in requests) == sorted(images)
+    assert len(world.creates()) == CAP
+    assert _building(world) == CAP
+    message = _batch_message(world)
+    assert validate_blocks(message.blocks) == []
+    assert f"{10 - CAP} queued" in _text(message) and f"{CAP} building" in _text(message)
+
+    # As builds finish, queued requests start, never more than CAP building at once.
+    for _ in range(5):
+        world.simulator.complete_pending()
+        world.poll()
+        assert _building(world) <= CAP
+    created = Counter(c["SourceImageId"] for c in world.creates())
+    assert created == Counter(images)  # every image once, none twice
+    assert {r.state for r in world.requests()} == {State.available}
+    assert "10 AVAILABLE" in _text(_batch_message(world))
+    # Each follow-up went to the batch's thread.
+    thread = world.slack.thread(message.channel, message.ts)
+    assert sum("AVAILABLE" in _text(reply) for reply in thread) >= 10
+
+    # The same button again (a retry, another approver) makes nothing.
+    again = world.answer(world.click(button, user_id=GROUP_MEMBER))
+    assert f"@{APPROVER} already clicked this" in _text(again)
+    assert len(world.creates()) == 10
+
+
+def test_twenty_concurrent_clicks_on_approve_all_make_one_batch(world: World) -> None:
+    images = _fleet(world, 6)
+    [button] = _bulk_buttons(world.listing())
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda _: world.click(button), range(20)))
+    assert all(r.status == 200 for r in results)
+    world.settle()
+
+    with session_scope(world.services.engine) as session:
+        assert len(session.exec(select(Batch)).all()) == 1
+    assert sorted(r.source_image_id for r in world.requests()) == sorted(images)
+    sources = [c["SourceImageId"] for c in world.creates()]
+    assert len(sources) == len(set(sources)) == CAP  # none twice, the cap held
+
+
+def test_a_batch_over_the_image_quota_is_refused_with_the_numbers(
+    world: World, settings: Settings
+) -> None:
+    _fleet(world, 8)
+    world.simulator.add_image(region="eu-west-1", name="Current", update_available=False)
+    services = build_services(settings.model_copy(update={"image_quota": 12}))
+    url, server = serve(services)
+    try:
+        user = SlackUser(url, SIGNING_SECRET, world.slack)
+        result = user.command("updates", user_id=APPROVER, channel_id="C0OPS")
+        listing = world.slack.wait_for_response(
+            result.response_url, lambda p: bool(p.get("blocks")), timeout=30
+        )
+        [button] = _bulk_buttons(listing)
+        click = user.click(button["action_id"], button["value"], user_id=APPROVER)
+        answer = world.slack.wait_for_response(click.response_url, timeout=30)
+    finally:
+        server.stop()
+        services.engine.dispose()
+    text = _text(answer)
+    assert "Nothing was started" in text
+    assert "eu-west-1 in account 123456789012 holds 9 images" in text
+    assert "these 8 updates would make 17, over its quota of 12 (room for 3)" in text
+    assert world.requests() == [] and world.creates() == []
+
+
+def test_someone_not_an_approver_is_refused_and_nothing_is_made(world: World) -> None:
+    _fleet(world, 3)
+    [button] = _bulk_buttons(world.listing())
+    answer = world.answer(world.click(button, user_id=OUTSIDER))
+    assert "may not approve" in _text(answer)
+    assert world.requests() == [] and world.creates() == []
+    with session_scope(world.services.engine) as session:
+        refused = session.exec(select(Event).where(Event.kind == "approval_refused")).all()
+    assert [e.actor for e in refused] == [OUTSIDER]
+
+
+def test_snoozed_and_in_flight_images_are_left_out(world: World) -> None:
+    images = _fleet(world, 5)
+    world.approve(images[0])
+    listing = world.listing()
+    snooze = world.image_button(listing, images[1], "snooze")
+    assert snooze is not None
+    world.answer(world.click(snooze))
+    [button] = _bulk_buttons(world.listing())
+    assert button["text"] == "Approve all 3"
+
+    answer = world.answer(world.click(button))
+    assert "Approved 3 updates" in _text(answer)
+    world.settle()
+    assert Counter(c["SourceImageId"] for c in world.creates()) == Counter([images[0], *images[2:]])
+
+
+def test_each_group_of_the_summary_approves_only_its_images(world: World) -> None:
+    regions = ["us-east-1", "eu-west-1"]
+    by_region = {region: _fleet(world, 20, region) for region in regions}
+    summary = world.listing()
+    buttons = _bulk_buttons(summary)
+    assert [b["text"] for b in buttons] == ["Approve all 20", "Approve all 20"]
+    assert validate_blocks(summary["blocks"]) == []
+
+    world.answer(world.click(buttons[1]))
+    world.settle()
+    picked = {r.source_image_id for r in world.requests()}
+    assert picked in ({*by_region["us-east-1"]}, {*by_region["eu-west-1"]})
+    assert len(world.creates()) == CAP
+
+
+# --- four eyes ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def four_eyes(world: World, settings: Settings) -> Iterator[Any]:
+    services = build_services(settings.model_copy(update={"four_eyes": True}))
+    url, server = serve(services)
+    try:
+        yield SlackUser(url, SIGNING_SECRET, world.slack)
+    finally:
+        server.stop()
+        services.engine.dispose()
+
+
+def _ask(world: World, user: Any, text: str = "updates") -> dict[str, Any]:
+    result = user.command(text, user_id=APPROVER, channel_id="C0OPS")
+    return world.slack.wait_for_response(result.response_url, lambda p: bool(p.get("blocks")))
+
+
+def _decide(world: World, user: Any, label: str, *, user_id: str) -> str:
+    message = _batch_message(world)
+    [button] = [b for b in find_buttons(message.blocks) if b["text"].startswith(label)]
+    result = user.click_button(button, user_id=user_id, message=message)
+    assert result.status == 200
+    return _text(world.slack.wait_for_response(result.response_url, timeout=15))
+
+
+def test_with_four_eyes_one_decision_by_another_approver_covers_the_batch(
+    world: World, four_eyes: Any
+) -> None:
+    images = _fleet(world, 6)
+    [button] = _bulk_buttons(_ask(world, four_eyes))
+    assert button["text"] == "Request all 6"
+    click = four_eyes.click(button["action_id"], button["value"], user_id=APPROVER)
+    assert "Asked for 6 updates" in _text(world.slack.wait_for_response(click.response_url))
+    assert {r.state for r in world.requests()} == {State.requested}
+    assert world.creates() == []
+    message = _batch_message(world)
+    assert "Approve all 6" in [b["text"] for b in find_buttons(message.blocks)]
+
+    assert "a different approver" in _decide(world, four_eyes, "Approve all", user_id=APPROVER)
+    assert world.creates() == []
+
+    message = _batch_message(world)
+    [approve] = [b for b in find_buttons(message.blocks) if b["text"].startswith("Approve all")]
+    result = four_eyes.click_button(approve, user_id=GROUP_MEMBER, message=message)
+    assert result.status == 200
+
+    def started() -> Counter[str]:
+        states = Counter(r.state for r in world.requests())
+        return states if states[State.pending] == CAP else Counter()
+
+    states = wait_until(started, "the first builds")
+    assert states[State.pending] == CAP and states[State.approved] == 6 - CAP
+    assert {r.approved_by for r in world.requests()} == {GROUP_MEMBER}
+    assert not any(
+        b["text"].startswith("Approve") for b in find_buttons(_batch_message(world).blocks)
+    )
+    for _ in range(3):
+        world.simulator.complete_pending()
+        world.poll()
+    assert Counter(c["SourceImageId"] for c in world.creates()) == Counter(images)
+
+
+def test_with_four_eyes_reject_all_closes_every_request_with_the_reason(
+    world: World, four_eyes: Any
+) -> None:
+    _fleet(world, 3)
+    [button] = _bulk_buttons(_ask(world, four_eyes))
+    click = four_eyes.click(button["action_id"], button["value"], user_id=APPROVER)
+    world.slack.wait_for_response(click.response_url)
+    message = _batch_message(world)
+    [reject] = [b for b in find_buttons(message.blocks) if b["text"] == "Reject all"]
+    four_eyes.click_button(reject, user_id=GROUP_MEMBER, message=message)
+    modal = world.slack.wait_for_view(GROUP_MEMBER, callback_id="wsimg.close")
+    assert "3 images" in str(modal)
+    assert four_eyes.submit_view(
+        modal, {"reason": "not this week"}, user_id=GROUP_MEMBER
+    ).view_closed
+
+    def closed() -> bool:
+        return {r.state for r in world.requests()} == {State.rejected}
+
+    wait_until(closed, "every request rejected")
+    assert {r.close_reason for r in world.requests()} == {"not this week"}
+    assert world.creates() == []
+    wait_until(lambda: "not this week" in _text(_batch_message(world)), "the message shows it")
