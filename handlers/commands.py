@@ -13,12 +13,13 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk.webhook import WebhookResponse
 
-from bot.domain import audit, digests, listing, rollout
+from bot.domain import audit, digests, fleet, listing, rollout
 from bot.domain.context import Services
 from bot.errors import WsimgError
 from bot.slack import blocks, rollout_view
 from bot.slack.limits import CommandLimits, LimitReached, Ticket
 from bot.slack.payloads import Command
+from bot.slack.progress import ProgressMessage
 from handlers.errors import answers_errors, payload
 
 COMMAND = "/wsimg"
@@ -36,6 +37,10 @@ class _ReleasingFirst(Respond):
     def __call__(self, *args: Any, **kwargs: Any) -> WebhookResponse:
         self._release()
         return super().__call__(*args, **kwargs)
+
+    def meanwhile(self) -> Respond:
+        """``respond`` for what is shown before the answer (progress): it keeps the ticket."""
+        return Respond(response_url=self.response_url, proxy=self.proxy, ssl=self.ssl)
 
 
 ACKS = {
@@ -81,12 +86,15 @@ def _looking(args: list[str], regions: Sequence[str]) -> str:
 
 
 def register(app: App, services: Services) -> None:
-    def updates_(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
+    def updates_(args: list[str], user_id: str, channel_id: str, respond: _ReleasingFirst) -> None:
         filters = listing.parse_filters(args, regions=services.settings.regions)
-        page = listing.list_updates(
-            services, user_id=user_id, channel_id=channel_id, filters=filters
-        )
-        respond(response_type="ephemeral", **blocks.listing(page))
+        progress = ProgressMessage(respond.meanwhile())
+        with fleet.watching(progress):  # a scan the listing needs shows how far it has come
+            page = listing.list_updates(
+                services, user_id=user_id, channel_id=channel_id, filters=filters
+            )
+        replace = {"replace_original": True} if progress.shown else {}
+        respond(response_type="ephemeral", **replace, **blocks.listing(page))
 
     def status(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
         rest, everything = _everything(args)
@@ -118,7 +126,7 @@ def register(app: App, services: Services) -> None:
         found = rollout.find(services, query=rest[0][:80] if rest else None, who=who)
         respond(response_type="ephemeral", **rollout_view.plan(rollout.plan(services, found)))
 
-    subcommands: dict[str, Callable[[list[str], str, str, Respond], None]] = {
+    subcommands: dict[str, Callable[[list[str], str, str, _ReleasingFirst], None]] = {
         "updates": updates_,
         "status": status,
         "history": history,

@@ -5,16 +5,23 @@ was seen is older than the asker accepts (WSIMG_SCAN_SECONDS by default, nothing
 requests for a scan, in any thread of any process, share the one running (a compare-and-set
 on the scan's row is the claim; the others wait for it to finish). A click still re-checks
 its image live (bot/domain/approval.py).
+
+Whoever waits for a scan may watch it: ``progress`` is told how many account-region targets
+are listed, as they are (from the scan's threads), or that a scan another request started is
+being waited for.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.aws.gateway import Image
+from bot.aws.gateway import Image, ScanProgress
 from bot.domain.context import Services
 from bot.domain.identity import WORKER_ID
 from bot.errors import WsimgError
@@ -38,6 +45,34 @@ class ScanTimedOut(WsimgError):
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How far the scan someone waits for has come."""
+
+    done: int = 0  # account-region targets listed (or failed)
+    total: int = 0  # targets in all
+    accounts: int = 1
+    images: int = 0  # images seen so far
+    joined: bool = False  # another request's scan: nothing more is known of it here
+
+
+Watcher = Callable[[Progress], None]
+
+# The watcher of the scans this thread runs or joins, for callers that reach the scan through
+# a listing (bot/domain/listing.py) rather than calling ``snapshot`` themselves.
+_watcher: ContextVar[Watcher | None] = ContextVar("wsimg_scan_watcher", default=None)
+
+
+@contextmanager
+def watching(progress: Watcher) -> Iterator[None]:
+    """Within the block, the scans this thread runs or joins report to ``progress``."""
+    token = _watcher.set(progress)
+    try:
+        yield
+    finally:
+        _watcher.reset(token)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     images: list[Image]
     failures: list[str]  # "<region> (<account>): <sentence>" of the parts the scan missed
@@ -45,13 +80,17 @@ class Snapshot:
 
 
 def snapshot(
-    services: Services, *, region: str | None = None, max_age: timedelta | None = None
+    services: Services,
+    *,
+    region: str | None = None,
+    max_age: timedelta | None = None,
+    progress: Watcher | None = None,
 ) -> Snapshot:
     """The fleet as the last scan saw it, scanned again first when that scan began longer
     than ``max_age`` ago (default WSIMG_SCAN_SECONDS); a scan already running is joined."""
     if max_age is None:
         max_age = timedelta(seconds=services.settings.scan_seconds)
-    fresh(services, max_age=max_age)
+    fresh(services, max_age=max_age, progress=progress)
     with session_scope(services.engine) as session:
         row = store.scan_row(session=session)
         rows = store.images(session=session, region=region)
@@ -59,9 +98,11 @@ def snapshot(
     return Snapshot(images=[_image(r) for r in rows], failures=failures, scanned_at=row.started_at)
 
 
-def fresh(services: Services, *, max_age: timedelta) -> None:
+def fresh(services: Services, *, max_age: timedelta, progress: Watcher | None = None) -> None:
     """Make sure a scan begun at most ``max_age`` before now has finished (joining one that
-    runs, or running one)."""
+    runs, or running one). ``progress`` (default: the ``watching`` block's) hears how the scan
+    goes; nothing when none is needed."""
+    progress = progress or _watcher.get()
     asked = utcnow()
     deadline = time.monotonic() + WAIT_MAX_S
     joined: datetime | None = None
@@ -88,18 +129,27 @@ def fresh(services: Services, *, max_age: timedelta) -> None:
                     stale_before=utcnow() - SCAN_LEASE,
                 )
             if won:
-                _scan(services)
+                _scan(services, progress=progress)
                 return
         elif joined is None:
             joined = row.running_since
+        if joined is not None and progress is not None:
+            progress(Progress(joined=True))
         time.sleep(WAIT_STEP_S)
     raise ScanTimedOut()
 
 
-def _scan(services: Services) -> None:
+def _relayed(progress: Watcher | None) -> Callable[[ScanProgress], None] | None:
+    """``progress`` as the gateway's scan calls it."""
+    if progress is None:
+        return None
+    return lambda seen: progress(Progress(seen.done, seen.total, seen.accounts, seen.images))
+
+
+def _scan(services: Services, *, progress: Watcher | None = None) -> None:
     started = utcnow()
     try:
-        found = services.gateway.list_images()
+        found = services.gateway.list_images(progress=_relayed(progress))
         failed = {(f.target.account_id, f.target.region) for f in found.failures}
         targets = [
             (t.account_id, t.region)
