@@ -9,14 +9,18 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot import redact
 from bot.config import Settings, load_settings, log_level, require
 from bot.errors import ConfigError, WsimgError
 from storage.db import DatabaseError
+
+if TYPE_CHECKING:
+    from bot.aws.gateway import ScanProgress
 
 log = logging.getLogger("wsimg")
 
@@ -377,13 +381,50 @@ def _updates(args: argparse.Namespace) -> int:
         print(f"wsimg: {args.region} is not in WSIMG_REGIONS.", file=sys.stderr)
         return 2
     gateway = WorkSpacesGateway(regions=settings.regions, role_arns=settings.role_arns)
-    listing = gateway.list_images(region=args.region)
+    with _scan_bar(sys.stderr) as progress:
+        listing = gateway.list_images(region=args.region, progress=progress)
     images = [image for image in listing.images if image.update_available]
     if args.json:
         print(json.dumps(_as_json(images, listing.failures), indent=2))
     else:
         print(_as_text(images, listing.failures))
     return 1 if listing.failures else 0
+
+
+@contextmanager
+def _scan_bar(stream: TextIO) -> Iterator[Callable[[ScanProgress], None] | None]:
+    """A progress bar on ``stream`` while the scan runs, if it is a terminal (a pipe or a file
+    gets nothing extra), wiped when the scan ends: what is printed next starts on a clean line.
+
+    tqdm, not rich: a bar is all that is needed, and tqdm is one small module with no
+    dependencies of its own."""
+    if not stream.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar: tqdm[Any] | None = None
+
+    def show(seen: ScanProgress) -> None:  # from the scan's threads, one at a time
+        nonlocal bar
+        if bar is None:
+            unit = "region" if seen.accounts <= 1 else "account-region"
+            bar = tqdm(
+                total=seen.total,
+                desc="Scanning",
+                unit=unit,
+                file=stream,
+                leave=False,
+                bar_format="{desc} {bar} {n_fmt}/{total_fmt} {unit}s [{elapsed}{postfix}]",
+            )
+        bar.set_postfix_str(f"{seen.images:,} images", refresh=False)
+        bar.update(seen.done - bar.n)  # tqdm redraws at most every 0.1 s
+
+    try:
+        yield show
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _as_json(images: list[Any], failures: list[Any]) -> dict[str, Any]:
