@@ -30,7 +30,7 @@ from bot.fakes.workspaces import (
     seed_demo_data,
     seed_rollout,
 )
-from bot.jobs import rollouts
+from bot.jobs import followups, rollouts
 from bot.jobs.scheduler import build_scheduler
 from bot.runtime import build_app, build_services, http_server
 from bot.slack.ids import Action
@@ -46,6 +46,8 @@ TIMEOUT = 60.0
 # the WorkSpace whose user is connected, until that user disconnects.
 REBUILD_BATCH = 2
 REBUILD_IDLE_HOURS = 0
+# The bulk approval: two builds at a time, so the others of the batch are seen waiting.
+MAX_CONCURRENT = 2
 
 NEXT_STEPS = """\
 Next: connect a real Slack app and AWS account (README.md, in the sections named here):
@@ -86,6 +88,7 @@ def run_demo() -> int:
             poll_seconds=1,
             rebuild_batch=REBUILD_BATCH,
             rebuild_idle_hours=REBUILD_IDLE_HOURS,
+            max_concurrent_updates=MAX_CONCURRENT,
         )
         services = build_services(settings)
         ensure_schema(services.engine)
@@ -102,6 +105,7 @@ def run_demo() -> int:
             # poll passes itself, once the clicks before each are done.
             scheduler.shutdown(wait=True)
             play.roll_out()
+            batch = play.approve_all()
             play.trust_boundaries()
         finally:
             if scheduler.running:
@@ -117,8 +121,10 @@ def run_demo() -> int:
             "image was built, then rolled it out: the bundles pointed at it, the WorkSpaces "
             f"rebuilt {REBUILD_BATCH} at a time ({connected}'s waited while {connected} was "
             f"connected and went in a later wave once {connected} had disconnected), the image "
-            "shared like the source, the source retired. Then bob, who is no approver, asked "
-            "from #random.\n"
+            "shared like the source, the source retired. Then alice approved every update "
+            f"in {REGIONS[1]} with one click: {batch} images, built {MAX_CONCURRENT} at a time "
+            "(WSIMG_MAX_CONCURRENT_UPDATES), the others queued until a build finished. Then bob, "
+            "who is no approver, asked from #random.\n"
         )
         print(render_transcript(slack))
         print(NEXT_STEPS, end="")
@@ -203,6 +209,25 @@ class _Play:
             raise RuntimeError(
                 f"the demo's rollout is {done.state}, not done; (user, rebuilds, image): {rebuilt}"
             )
+
+    def approve_all(self) -> int:
+        """alice lists one region's updates and clicks "Approve all N": one batch, one message;
+        two build at a time, the rest start as builds finish; each follow-up in its thread."""
+        asked = self.user.command(f"updates {REGIONS[1]}", user_id=ALICE, channel_id=CHANNEL)
+        listing: dict[str, Any] = self.slack.wait_for_response(
+            asked.response_url, lambda payload: bool(payload.get("blocks")), timeout=TIMEOUT
+        )
+        [bulk] = [
+            b for b in find_buttons(listing["blocks"]) if b["action_id"].startswith(Action.BULK)
+        ]
+        clicked = self.user.click_button(bulk, user_id=ALICE, channel_id=CHANNEL, message=listing)
+        self.slack.wait_for_response(clicked.response_url, timeout=TIMEOUT)
+        _settled_within(self.listeners, TIMEOUT)
+        count = int(str(bulk["text"]).rsplit(" ", 1)[1])
+        for _ in range(count):  # each pass ends the builds under way and starts the next ones
+            self.simulator.complete_pending()
+            followups.run(self.services)
+        return count
 
     def trust_boundaries(self) -> None:
         """What #it-ops did stays in #it-ops, and digests are not for anyone."""

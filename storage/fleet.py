@@ -1,19 +1,40 @@
 """The fleet snapshot's queries: the scan's single-flight claim (compare-and-set on its one
-row) and the image rows it writes. Flush, never commit: the caller's unit of work does."""
+row), the image rows it writes, and what a listing reads of them. Flush, never commit: the
+caller's unit of work does.
+
+A fleet holds thousands of images, so the scan writes its rows in one executemany of plain
+rows, and a listing reads only the images with an update (as plain rows, not ORM objects),
+counts the rest in SQL and records their sightings in two statements: loading and flushing
+10,000 ORM objects cost seconds and tens of megabytes (wsimg bench)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import ColumnElement, Row, delete, func, insert, literal, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.crud import _rowcount
-from storage.models import FleetImage, FleetScan
+from storage.crud import _insert, _rowcount
+from storage.models import FleetImage, FleetScan, Sighting
 
 SCAN_ID = "fleet"
+FLEET_IMAGE = FleetImage.__table__  # type: ignore[attr-defined]  # SQLModel sets it
+# What a listing reads of an image: named as bot/aws/gateway.py's Image fields are.
+IMAGE_FIELDS = (
+    "account_id",
+    "region",
+    "image_id",
+    "name",
+    "description",
+    "state",
+    "platform",
+    "update_available",
+    "update_description",
+    "created",
+)
 
 
 def scan_row(*, session: Session) -> FleetScan:
@@ -76,8 +97,10 @@ def finish_scan(
                 col(FleetImage.account_id) == account_id, col(FleetImage.region) == region
             )
         )
-    session.add_all(images)
-    session.flush()
+    if images:
+        columns = [column.name for column in FLEET_IMAGE.columns]
+        rows = [{name: getattr(image, name) for name in columns} for image in images]
+        session.execute(insert(FLEET_IMAGE), rows)
     return True
 
 
@@ -104,3 +127,65 @@ def images(*, session: Session, region: str | None = None) -> list[FleetImage]:
             )
         )
     )
+
+
+def _in(region: str | None) -> ColumnElement[bool]:
+    return true() if region is None else col(FleetImage.region) == region
+
+
+def updates(*, session: Session, region: str | None = None) -> Sequence[Row[Any]]:
+    """The images with an update available (in ``region``), as plain rows of
+    ``IMAGE_FIELDS``, in the order listings show them."""
+    query = (
+        select(*(FLEET_IMAGE.c[name] for name in IMAGE_FIELDS))
+        .where(col(FleetImage.update_available).is_(True), _in(region))
+        .order_by(
+            col(FleetImage.account_id),
+            col(FleetImage.region),
+            col(FleetImage.name),
+            col(FleetImage.image_id),
+        )
+    )
+    return session.execute(query).all()
+
+
+def image_counts(*, session: Session, region: str | None = None) -> dict[str, int]:
+    """How many images each account owns per region ("account:region" -> count)."""
+    query = (
+        select(FleetImage.account_id, FleetImage.region, func.count())
+        .where(_in(region))
+        .group_by(col(FleetImage.account_id), col(FleetImage.region))
+    )
+    return {f"{account}:{where}": count for account, where, count in session.execute(query)}
+
+
+def record_sightings(*, session: Session, now: datetime, region: str | None = None) -> None:
+    """What crud.record_sightings does, for the images the last scan saw (in ``region``):
+    each update available is remembered from when it was first seen (``now`` the first time,
+    its last sighting moved to ``now``), and the images that are current are forgotten."""
+    stamp = literal(now, type_=Sighting.__table__.c.first_seen_at.type)  # type: ignore[attr-defined]
+    waiting = select(FleetImage.image_key, stamp, stamp).where(
+        col(FleetImage.update_available).is_(True), _in(region)
+    )
+    # The SELECT has a WHERE clause, so SQLite reads ON CONFLICT as the upsert's, not a join's.
+    statement = _insert(session, Sighting).from_select(
+        ["image_key", "first_seen_at", "last_seen_at"], waiting
+    )
+    session.execute(
+        statement.on_conflict_do_update(index_elements=["image_key"], set_={"last_seen_at": now})
+    )
+    current = select(FleetImage.image_key).where(
+        col(FleetImage.update_available).is_(False), _in(region)
+    )
+    session.execute(delete(Sighting).where(col(Sighting.image_key).in_(current)))
+
+
+def first_seen(*, session: Session, image_keys: Sequence[str]) -> dict[str, datetime]:
+    """When each of these images' update was first seen (those wsimg has a sighting of)."""
+    keys = set(image_keys)
+    if not keys:
+        return {}
+    query = select(Sighting.image_key, Sighting.first_seen_at).where(
+        col(Sighting.image_key).in_(keys)
+    )
+    return {key: seen for key, seen in session.execute(query)}

@@ -9,10 +9,10 @@ import logging
 import re
 import secrets
 import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
@@ -23,12 +23,13 @@ from bot.domain.pages import OVERDUE_DAYS, Entry, GroupSummary, ListingPage, ass
 from bot.domain.requests import StaleButton, UnknownRegion, ttl
 from bot.errors import WsimgError
 from storage import crud
+from storage import fleet as fleet_store
+from storage import listings as listing_store
 from storage.db import session_scope, unit_of_work
 from storage.models import (
     IN_FLIGHT,
     Listing,
     Offer,
-    image_key,
     utcnow,
 )
 
@@ -179,7 +180,6 @@ def group_summaries(
             position=n,
             snoozed=sum(1 for e in members if e.snooze is not None),
             samples=tuple(e.offer.image_name for e in members[:samples]),
-            approvable=sum(1 for e in members if e.approvable),
         )
         for n, ((account, region), members) in enumerate(groups.items())
     ]
@@ -196,36 +196,45 @@ def make_listing(
     max_age: timedelta | None = None,
     apart: bool = False,
 ) -> Listing:
-    """Read the fleet scan (bot/domain/fleet.py; scanned again when older than ``max_age``),
-    remember what it showed (offers, first sightings), return the stored listing. With
-    ``apart``, a listing over one page starts each account and region on a page of its own."""
-    found = fleet.snapshot(services, region=region, max_age=max_age)
-    images = [image for image in found.images if image.update_available and not skip(image)]
+    """Read the fleet scan (bot/domain/fleet.py; scanned again when older than ``max_age``,
+    default WSIMG_SCAN_SECONDS), remember what it showed (offers, first sightings), return the
+    stored listing. With ``apart``, a listing over one page starts each account and region on
+    a page of its own.
+
+    Only the images with an update are read, as plain rows, and the offers are written as
+    plain rows too (storage/fleet.py, storage/listings.py): at 10 regions x 250 images the ORM
+    objects of the whole snapshot and of 750 offers took most of a listing's half second."""
+    if max_age is None:
+        max_age = timedelta(seconds=services.settings.scan_seconds)
+    fleet.fresh(services, max_age=max_age)
+    with session_scope(services.engine) as session:
+        scan = fleet_store.scan_row(session=session)
+        rows = fleet_store.updates(session=session, region=region)
+        counts = fleet_store.image_counts(session=session, region=region)
+    images = [image for image in (Image(**row._mapping) for row in rows) if not skip(image)]
     listing = Listing(
         id=uuid.uuid4().hex,
         kind=kind,
         created_by=user_id,
         channel_id=channel_id,
         region=region,
-        failures=found.failures,
-        scanned_at=found.scanned_at,
-        image_counts=dict(Counter(f"{i.account_id}:{i.region}" for i in found.images)),
+        failures=[f for f in scan.failures if region is None or f.startswith(f"{region} ")],
+        scanned_at=scan.started_at,
+        image_counts=counts,
     )
     groups = [(image.account_id, image.region) for image in images]
     pages = assign_pages(groups)
     if apart and pages and pages[-1] > 1:
         pages = assign_pages(groups, apart=True)
+    now = utcnow()
     offers = [
-        _offer(image, listing=listing, page=page, position=n)
+        _offer(image, listing=listing, page=page, position=n, now=now)
         for n, (image, page) in enumerate(zip(images, pages, strict=True))
     ]
     with unit_of_work(services.engine) as session:
-        crud.add_listing(session=session, listing=listing, offers=offers)
-        crud.record_sightings(
-            session=session,
-            waiting=[_key(i) for i in found.images if i.update_available],
-            current=[_key(i) for i in found.images if not i.update_available],
-        )
+        crud.add_listing(session=session, listing=listing, offers=())
+        listing_store.add_offers(session=session, rows=offers)
+        fleet_store.record_sightings(session=session, now=now, region=region)
         crud.record_event(
             session=session,
             kind="listed",
@@ -241,26 +250,27 @@ def make_listing(
     return listing
 
 
-def _key(image: Image) -> str:
-    return image_key(image.account_id, image.region, image.image_id)
-
-
-def _offer(image: Image, *, listing: Listing, page: int, position: int) -> Offer:
-    return Offer(
-        key=secrets.token_urlsafe(18),
-        listing_id=listing.id,
-        page=page,
-        position=position,
-        account_id=image.account_id,
-        region=image.region,
-        image_id=image.image_id,
-        image_name=image.name,
-        platform=image.platform,
-        update_description=image.update_description,
-        not_updatable_reason=image.not_updatable_reason,
-        listed_by=listing.created_by,
-        channel_id=listing.channel_id,
-    )
+def _offer(
+    image: Image, *, listing: Listing, page: int, position: int, now: datetime
+) -> dict[str, Any]:
+    """The offer row of ``image`` (storage/listings.py): every Offer column but its id."""
+    return {
+        "key": secrets.token_urlsafe(18),
+        "listing_id": listing.id,
+        "page": page,
+        "position": position,
+        "account_id": image.account_id,
+        "region": image.region,
+        "image_id": image.image_id,
+        "image_name": image.name,
+        "platform": image.platform,
+        "update_description": image.update_description,
+        "not_updatable_reason": image.not_updatable_reason,
+        "listed_by": listing.created_by,
+        "channel_id": listing.channel_id,
+        "withdrawn_reason": None,
+        "created_at": now,
+    }
 
 
 def load_page(services: Services, *, listing_id: str, page: int) -> ListingPage:
@@ -292,16 +302,16 @@ def entries_for(
     keys = [offer.image_key for offer in offers]
     latest = crud.latest_requests(session=session, image_keys=keys)
     snoozes = crud.active_snoozes(session=session, image_keys=keys)
-    seen = crud.first_sightings(session=session, image_keys=keys)
+    seen = fleet_store.first_seen(session=session, image_keys=keys)
     entries = []
-    for offer in offers:
-        request = latest.get(offer.image_key)
+    for offer, key in zip(offers, keys, strict=True):
+        request = latest.get(key)
         entries.append(
             Entry(
                 offer=offer,
                 request=request,
-                snooze=snoozes.get(offer.image_key),
-                first_seen=seen.get(offer.image_key),
+                snooze=snoozes.get(key),
+                first_seen=seen.get(key),
                 foreign=request is not None and request.channel_id != channel_id,
             )
         )

@@ -37,6 +37,7 @@ def submit(services: Services, *, request_id: str) -> UpdateRequest:
     request = reload_request(services, request_id)
     name = updated_image_name(request.source_image_name, request.id, request.created_at.date())
     slots = services.settings.max_concurrent_updates
+    queued = False
     with unit_of_work(services.engine) as session:
         slot = crud.take_slot(
             session=session,
@@ -62,6 +63,7 @@ def submit(services: Services, *, request_id: str) -> UpdateRequest:
                 session=session, request_id=request_id, held_by=request.worker_id
             )
         ):
+            queued = True
             crud.record_event(
                 session=session,
                 kind="queued",
@@ -70,7 +72,10 @@ def submit(services: Services, *, request_id: str) -> UpdateRequest:
                 detail={"builds": slots},
             )
     if slot is None:
-        return reload_request(services, request_id)
+        request = reload_request(services, request_id)
+        if queued and request.batch_id is None:  # a batch's message is redrawn once, after
+            show(services, request)  # its announcement says it waits its turn
+        return request
     return create_image(services, request_id=request_id)
 
 

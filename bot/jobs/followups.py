@@ -34,7 +34,8 @@ def post_followups(services: Services) -> int:
                     rollouts.post_plan(services, due.request)
                 continue
             delivery = services.notifier.follow_up(due.request)
-            show(services, due.request)
+            if due.request.batch_id is None:  # a batch's message does not show follow-ups
+                show(services, due.request)
             done = poller.followup_done(services, due, delivery)
             posted += done
             if done and delivery is Delivery.posted:  # only the poller that recorded it

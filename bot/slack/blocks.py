@@ -434,6 +434,12 @@ def status_line(request: UpdateRequest) -> str:
                 f":raised_hand: Requested by <@{request.requested_by}>, waiting for another "
                 "approver"
             )
+        case State.approved if request.worker_id is None:
+            return (
+                f":hourglass: Approved by {who}; queued: as many updates as "
+                "WSIMG_MAX_CONCURRENT_UPDATES allows are building, and this one starts when one "
+                "of them finishes"
+            )
         case State.approved | State.submitting:
             return f":gear: Approved by {who}; creating the updated image…"
         case State.pending:

@@ -283,3 +283,26 @@ def test_with_four_eyes_reject_all_closes_every_request_with_the_reason(
     assert {r.close_reason for r in world.requests()} == {"not this week"}
     assert world.creates() == []
     wait_until(lambda: "not this week" in _text(_batch_message(world)), "the message shows it")
+
+
+def test_single_approvals_share_the_cap_and_a_queued_one_starts_when_a_build_ends(
+    world: World,
+) -> None:
+    images = _fleet(world, CAP + 1)
+    for image in images:
+        world.approve(image)
+    assert len(world.creates()) == CAP
+    [queued] = world.requests(images[-1])
+    assert queued.state == State.approved and queued.worker_id is None
+    announcement = world.slack.message(queued.channel_id or "", queued.message_ts or "")
+    assert announcement is not None and "queued" in _text(announcement)
+    with session_scope(world.services.engine) as session:
+        kinds = [e.kind for e in session.exec(select(Event).where(Event.request_id == queued.id))]
+    assert kinds.count("queued") == 1
+
+    world.poll()  # every slot still held: nothing starts
+    assert len(world.creates()) == CAP
+    world.simulator.complete_pending()
+    world.poll()
+    assert Counter(c["SourceImageId"] for c in world.creates()) == Counter(images)
+    assert world.reload(queued).state == State.pending
