@@ -180,6 +180,7 @@ def group_summaries(
             position=n,
             snoozed=sum(1 for e in members if e.snooze is not None),
             samples=tuple(e.offer.image_name for e in members[:samples]),
+            approvable=sum(1 for e in members if e.approvable),
         )
         for n, ((account, region), members) in enumerate(groups.items())
     ]
