@@ -306,3 +306,38 @@ def test_single_approvals_share_the_cap_and_a_queued_one_starts_when_a_build_end
     world.poll()
     assert Counter(c["SourceImageId"] for c in world.creates()) == Counter(images)
     assert world.reload(queued).state == State.pending
+
+
+OTHER_ACCOUNT = "210987654321"
+ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/wsimg"
+
+
+def test_an_account_filter_lists_and_approves_only_that_accounts_images(
+    world: World, settings: Settings
+) -> None:
+    own = _fleet(world, 4)
+    other = [
+        world.simulator.add_image(region="eu-west-1", account_id=OTHER_ACCOUNT, name=f"Other-{n}")
+        for n in range(3)
+    ]
+    services = build_services(settings.model_copy(update={"role_arns": [ROLE]}))
+    url, server = serve(services)
+    try:
+        user = SlackUser(url, SIGNING_SECRET, world.slack)
+        asked = user.command(f"updates {OTHER_ACCOUNT}", user_id=APPROVER, channel_id="C0OPS")
+        listing = world.slack.wait_for_response(
+            asked.response_url, lambda p: bool(p.get("blocks")), timeout=30
+        )
+        text = _text(listing)
+        assert f"in account {OTHER_ACCOUNT}" in text
+        assert all(image in text for image in other) and not any(i in text for i in own)
+        [button] = _bulk_buttons(listing)
+        assert button["text"] == "Approve all 3"
+        click = user.click(button["action_id"], button["value"], user_id=APPROVER)
+        assert "Approved 3 updates" in _text(world.slack.wait_for_response(click.response_url))
+    finally:
+        server.stop()
+        services.engine.dispose()
+    creates = [c for c in world.simulator.calls if c.operation == "CreateUpdatedWorkspaceImage"]
+    assert sorted(c.params["SourceImageId"] for c in creates) == sorted(other)
+    assert {c.account for c in creates} == {OTHER_ACCOUNT}  # made through the role
