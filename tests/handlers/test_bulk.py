@@ -8,17 +8,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from bot.config import Settings
+from bot.domain import bulk, decisions
 from bot.fakes.slack import Message, SlackUser, find_buttons, validate_blocks
 from bot.runtime import build_services
 from bot.slack.render import blocks_to_text
 from storage.db import session_scope
-from storage.models import Batch, Event, State
+from storage.models import Batch, Event, State, UpdateRequest
 from tests.conftest import (
     APPROVER,
     GROUP_MEMBER,
@@ -341,3 +343,44 @@ def test_an_account_filter_lists_and_approves_only_that_accounts_images(
     creates = [c for c in world.simulator.calls if c.operation == "CreateUpdatedWorkspaceImage"]
     assert sorted(c.params["SourceImageId"] for c in creates) == sorted(other)
     assert {c.account for c in creates} == {OTHER_ACCOUNT}  # made through the role
+
+
+def _request_all(world: World, user: Any, count: int) -> None:
+    [button] = _bulk_buttons(_ask(world, user))
+    click = user.click(button["action_id"], button["value"], user_id=APPROVER)
+    assert f"Asked for {count} updates" in _text(world.slack.wait_for_response(click.response_url))
+
+
+def test_with_four_eyes_a_batch_nobody_decides_expires_whole(world: World, four_eyes: Any) -> None:
+    _fleet(world, 3)
+    _request_all(world, four_eyes, 3)
+    assert bulk.expire_batches(world.services) == 0
+    with session_scope(world.services.engine) as session:
+        for row in [*session.exec(select(Batch)), *session.exec(select(UpdateRequest))]:
+            row.created_at -= timedelta(hours=25)
+            session.add(row)
+        session.commit()
+    # The requests' own expiry leaves them to their batch, which expires them in one go.
+    assert decisions.expire_requests(world.services) == 0
+    assert bulk.expire_batches(world.services) == 1
+    assert {r.state for r in world.requests()} == {State.expired}
+    message = _batch_message(world)
+    assert "expired" in _text(message) and not find_buttons(message.blocks)
+
+
+def test_with_four_eyes_only_the_requester_or_an_approver_may_cancel_the_batch(
+    world: World, four_eyes: Any
+) -> None:
+    _fleet(world, 2)
+    _request_all(world, four_eyes, 2)
+    message = _batch_message(world)
+    [cancel] = [b for b in find_buttons(message.blocks) if b["text"] == "Cancel request"]
+    refused = four_eyes.click_button(cancel, user_id=OUTSIDER, message=message)
+    answer = _text(world.slack.wait_for_response(refused.response_url, timeout=15))
+    assert "Only the person who asked for this update, or an approver, may cancel it" in answer
+    four_eyes.click_button(cancel, user_id=APPROVER, message=message)
+    modal = world.slack.wait_for_view(APPROVER, callback_id="wsimg.close")
+    assert four_eyes.submit_view(modal, {"reason": "wrong region"}, user_id=APPROVER).view_closed
+    wait_until(lambda: {r.state for r in world.requests()} == {State.cancelled}, "both cancelled")
+    assert {r.closed_by for r in world.requests()} == {APPROVER}
+    assert world.creates() == []
