@@ -10,6 +10,7 @@ import subprocess
 import sys
 import termios
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,7 +21,7 @@ REGIONS = ("us-east-1", "eu-west-1", "eu-central-1")
 
 
 @pytest.fixture
-def fleet_env() -> dict[str, str]:
+def fleet_env() -> Iterator[dict[str, str]]:
     with WorkSpacesSimulator() as simulator:
         for region in REGIONS:
             for n in range(30):
