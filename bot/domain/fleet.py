@@ -180,7 +180,11 @@ def _scan(services: Services, *, progress: Watcher | None = None) -> None:
 
 
 def _row(image: Image, now: datetime) -> FleetImage:
-    return FleetImage(
+    # model_construct, not FleetImage(...): the rows are only read, for one executemany
+    # (storage/fleet.py finish_scan), and SQLAlchemy's per-attribute instrumentation of a mapped
+    # instance cost 0.3 s of CPU for 2,500 rows, against 0.03 s (a session would refuse these
+    # rows outright: UnmappedInstanceError).
+    return FleetImage.model_construct(
         image_key=f"{image.account_id}:{image.region}:{image.image_id}",
         account_id=image.account_id,
         region=image.region,
