@@ -51,7 +51,11 @@ def test_demo_prints_the_listing_the_approval_the_follow_up_and_the_rollout() ->
 
     # The rollout, after the AVAILABLE follow-up and in its thread: the plan, each step a click
     # on its button with Slack's confirm dialog, and what it changed.
-    rollout = out.partition("is AVAILABLE, updated from")[2].partition("> bob in #random")[0]
+    rollout, _, bulk = (
+        out.partition("is AVAILABLE, updated from")[2]
+        .partition("> bob in #random")[0]
+        .partition("> alice in #it-ops: /wsimg updates eu-west-1")
+    )
     assert "Rollout of" in rollout, out
     for label in ("Point 2 bundles", "Rebuild 5 WorkSpaces", "Share with 1 account", "Retire"):
         assert f"> alice in #it-ops clicked [{label}" in rollout, (label, out)
@@ -69,6 +73,16 @@ def test_demo_prints_the_listing_the_approval_the_follow_up_and_the_rollout() ->
     assert re.search(r"the new image with \d{12}\.", rollout), out
     assert "source retired by @alice" in rollout, out
     assert "Shared: the source with no account" in rollout, out
+
+    # Then every update of one region approved with one click: one batch, two building at a
+    # time, the others queued, all AVAILABLE in the end, each follow-up in the batch's thread.
+    assert re.search(r"clicked \[Approve all (\d+)\]", bulk), out
+    count = int(re.search(r"clicked \[Approve all (\d+)\]", bulk).group(1))  # type: ignore[union-attr]
+    assert f'Slack asked first: "Approve {count} updates?"' in bulk, out
+    assert f"approved the WorkSpaces updates of {count} images" in bulk, out
+    assert "queued" in bulk and "2 building" in bulk, out
+    assert f"+ {count} AVAILABLE" in bulk, out
+    assert bulk.count("↳ reply in thread") >= count, out
 
 
 def test_updates_prints_the_listing_and_json(tmp_path: Path) -> None:

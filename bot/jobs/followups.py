@@ -14,6 +14,7 @@ from bot.domain.poller import PollReport
 from bot.domain.ports import Delivery
 from bot.domain.requests import show
 from bot.jobs import rollouts
+from storage.models import UpdateRequest
 
 
 def run(services: Services) -> PollReport:
@@ -25,6 +26,7 @@ def run(services: Services) -> PollReport:
 def post_followups(services: Services) -> int:
     """Post every follow-up this process could claim; how many were posted."""
     posted = 0
+    batches: dict[str, UpdateRequest] = {}  # one request of each batch that finished builds
     for due in poller.claim_followups(services):
         with poller.on_its_own(f"follow-up of request {due.request.short_id}"):
             if due.taken_over and services.notifier.followed_up(due.request):
@@ -34,10 +36,15 @@ def post_followups(services: Services) -> int:
                     rollouts.post_plan(services, due.request)
                 continue
             delivery = services.notifier.follow_up(due.request)
-            if due.request.batch_id is None:  # a batch's message does not show follow-ups
+            if due.request.batch_id is None:
                 show(services, due.request)
+            else:  # a batch's one message is redrawn once for all of its builds that ended
+                batches[due.request.batch_id] = due.request
             done = poller.followup_done(services, due, delivery)
             posted += done
             if done and delivery is Delivery.posted:  # only the poller that recorded it
                 rollouts.post_plan(services, due.request)
+    for request in batches.values():
+        with poller.on_its_own(f"the message of batch {request.batch_id}"):
+            show(services, request)
     return posted
