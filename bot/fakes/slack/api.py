@@ -57,6 +57,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "FakeSlack/1.0"
+    disable_nagle_algorithm = True  # no delayed-ACK wait between headers and body
 
     def do_GET(self) -> None:
         self._dispatch("GET")

@@ -89,6 +89,10 @@ Answer = tuple[int, dict[str, str], bytes]
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "WorkSpacesSimulator"
+    # Headers and body go out in two writes: with Nagle's algorithm on, the second waits for
+    # the client's delayed ACK (about 40 ms on Linux) on a kept-alive connection, a delay real
+    # AWS does not add and the benchmark's latency figures must not carry.
+    disable_nagle_algorithm = True
     server: SimulatorServer
 
     def _answer(self) -> None:
