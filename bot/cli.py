@@ -117,6 +117,7 @@ _MEANINGS = {
     "WSIMG_REBUILD_BATCH": "WorkSpaces a rollout rebuilds at once (default 10)",
     "WSIMG_REBUILD_IDLE_HOURS": "a WorkSpace is rebuilt only when idle this long (default 8)",
     "WSIMG_IMAGE_QUOTA": "images per account and region, shown against counts (default 40)",
+    "WSIMG_MAX_CONCURRENT_UPDATES": "updates building at once; more approved wait (default 10)",
     "WSIMG_SCHEDULER": "on/off: the scheduler inside serve",
     "PORT": "HTTP port (default 3000)",
     "AWS_*": "credentials, profile, endpoint URLs, as boto3 reads them",
@@ -134,7 +135,12 @@ _POLICY = (
     "WSIMG_APPROVAL_TTL_HOURS",
 )
 _SCHEDULE = ("WSIMG_DIGEST_CHANNEL", "WSIMG_DIGEST_CRON", "WSIMG_TIMEZONE", "WSIMG_POLL_SECONDS")
-_ROLLOUT = ("WSIMG_REBUILD_BATCH", "WSIMG_REBUILD_IDLE_HOURS", "WSIMG_IMAGE_QUOTA")
+_ROLLOUT = (
+    "WSIMG_REBUILD_BATCH",
+    "WSIMG_REBUILD_IDLE_HOURS",
+    "WSIMG_IMAGE_QUOTA",
+    "WSIMG_MAX_CONCURRENT_UPDATES",
+)
 
 
 def _epilog(names: Sequence[str], *, log_default: str = "WARNING", note: str = "") -> str:
