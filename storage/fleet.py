@@ -9,7 +9,7 @@ counts the rest in SQL and records their sightings in two statements: loading an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from storage.crud import _insert, _rowcount
 from storage.models import FleetImage, FleetScan, Sighting
 
 SCAN_ID = "fleet"
+INSERT_CHUNK = 1000  # rows per executemany: the plain rows of one chunk at a time in memory
 FLEET_IMAGE = FleetImage.__table__  # type: ignore[attr-defined]  # SQLModel sets it
 # What a listing reads of an image: named as bot/aws/gateway.py's Image fields are.
 IMAGE_FIELDS = (
@@ -73,11 +74,13 @@ def finish_scan(
     started_at: datetime,
     finished_at: datetime,
     failures: list[str],
-    images: Sequence[FleetImage],
+    images: Sequence[FleetImage | Mapping[str, Any]],
     scanned_targets: Sequence[tuple[str, str]],
 ) -> bool:
     """Store what the scan saw and free the claim, only if ``worker`` still holds it. The
-    rows of every (account, region) it read are replaced; those it could not read are kept."""
+    rows of every (account, region) it read are replaced; those it could not read are kept.
+    ``images``: FleetImage objects, or plain rows of every FleetImage column (cheaper: a
+    SQLModel object costs about 0.2 ms and 2.4 KB to build, 10,000 of them seconds and 24 MB)."""
     statement = (
         update(FleetScan)
         .where(col(FleetScan.id) == SCAN_ID, col(FleetScan.running_by) == worker)
@@ -97,11 +100,15 @@ def finish_scan(
                 col(FleetImage.account_id) == account_id, col(FleetImage.region) == region
             )
         )
-    if images:
-        columns = [column.name for column in FLEET_IMAGE.columns]
-        rows = [{name: getattr(image, name) for name in columns} for image in images]
+    columns = [column.name for column in FLEET_IMAGE.columns]
+    for start in range(0, len(images), INSERT_CHUNK):
+        rows = [_plain(image, columns) for image in images[start : start + INSERT_CHUNK]]
         session.execute(insert(FLEET_IMAGE), rows)
     return True
+
+
+def _plain(image: FleetImage | Mapping[str, Any], columns: Sequence[str]) -> Mapping[str, Any]:
+    return image if isinstance(image, Mapping) else {name: getattr(image, name) for name in columns}
 
 
 def release_scan(*, session: Session, worker: str) -> None:
