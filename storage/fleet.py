@@ -2,8 +2,8 @@
 row), the image rows it writes, and what a listing reads of them. Flush, never commit: the
 caller's unit of work does.
 
-A fleet holds thousands of images, so the scan writes its rows in one executemany of plain
-rows, and a listing reads only the images with an update (as plain rows, not ORM objects),
+A fleet holds thousands of images, so the scan writes its rows as plain rows, 1,000 to an
+executemany, and a listing reads only the images with an update (as plain rows, not ORM objects),
 counts the rest in SQL and records their sightings in two statements: loading and flushing
 10,000 ORM objects cost seconds and tens of megabytes (wsimg bench)."""
 
