@@ -24,7 +24,6 @@ from storage.models import (
     HomeViewer,
     Listing,
     Offer,
-    Sighting,
     Snooze,
     State,
     Subscription,
@@ -435,28 +434,6 @@ def _insert(session: Session, table: type) -> Any:
     """INSERT with the dialect's ON CONFLICT support (SQLite and PostgreSQL)."""
     dialect = session.get_bind().dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
-
-
-def record_sightings(*, session: Session, waiting: Sequence[str], current: Sequence[str]) -> None:
-    """Remember when each waiting update was first seen; forget images that are current."""
-    now = utcnow()
-    if waiting:
-        rows = [{"image_key": k, "first_seen_at": now, "last_seen_at": now} for k in set(waiting)]
-        statement = _insert(session, Sighting).values(rows)
-        statement = statement.on_conflict_do_update(
-            index_elements=["image_key"], set_={"last_seen_at": now}
-        )
-        session.execute(statement)
-    if current:
-        session.execute(delete(Sighting).where(col(Sighting.image_key).in_(set(current))))
-
-
-def first_sightings(*, session: Session, image_keys: Iterable[str]) -> dict[str, datetime]:
-    keys = set(image_keys)
-    if not keys:
-        return {}
-    query = select(Sighting).where(col(Sighting.image_key).in_(keys))
-    return {row.image_key: row.first_seen_at for row in session.exec(query)}
 
 
 def add_snooze(*, session: Session, snooze: Snooze) -> None:

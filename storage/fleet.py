@@ -167,9 +167,9 @@ def image_counts(*, session: Session, region: str | None = None) -> dict[str, in
 
 
 def record_sightings(*, session: Session, now: datetime, region: str | None = None) -> None:
-    """What crud.record_sightings does, for the images the last scan saw (in ``region``):
-    each update available is remembered from when it was first seen (``now`` the first time,
-    its last sighting moved to ``now``), and the images that are current are forgotten."""
+    """For the images the last scan saw (in ``region``): each update available is remembered
+    from when it was first seen (``now`` the first time, its last sighting moved to ``now``),
+    and the images that are current are forgotten."""
     stamp = literal(now, type_=Sighting.__table__.c.first_seen_at.type)  # type: ignore[attr-defined]
     waiting = select(FleetImage.image_key, stamp, stamp).where(
         col(FleetImage.update_available).is_(True), _in(region)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.domain.context import Services
-from bot.domain.identity import WORKER_ID
 from bot.domain.listing import load_page, offered_here
 from bot.domain.pages import ListingPage
 from bot.domain.requests import (
@@ -25,6 +23,7 @@ from bot.domain.requests import (
     StaleButton,
     close_request,
     expire_request,
+    new_request,
     record_refusal,
     reload_request,
     ttl,
@@ -78,24 +77,8 @@ def approve(
     _refuse_if_taken(services, offer.image_key, page, here)
     _recheck_offer(services, offer, page)
 
-    now = utcnow()
     direct = not policy.four_eyes
-    request = UpdateRequest(
-        id=uuid.uuid4().hex,
-        state=(State.approved if direct else State.requested).value,
-        active_key=offer.image_key,
-        account_id=offer.account_id,
-        region=offer.region,
-        source_image_id=offer.image_id,
-        source_image_name=offer.image_name,
-        update_description=offer.update_description,
-        requested_by=user_id,
-        approved_by=user_id if direct else None,
-        approved_at=now if direct else None,
-        worker_id=WORKER_ID,
-        channel_id=here,
-        offer_key=offer.key,
-    )
+    request = new_request(offer, user_id=user_id, channel_id=here, approved=direct, now=utcnow())
     # The request and its first events commit together: no request without its record.
     with unit_of_work(services.engine) as session:
         created = crud.create_request(session=session, request=request)

@@ -22,7 +22,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from bot.aws.rollout import RolloutCalls
 from bot.domain.context import Services
@@ -40,6 +39,7 @@ from bot.domain.requests import (
     Refused,
     StaleButton,
     batch_view,
+    new_request,
     record_refusal,
     ttl,
     ttl_text,
@@ -160,7 +160,14 @@ def approve_all(
         else:
             made = 0
             for image in chosen:
-                request = _request(image, batch, user_id, here, approved=not four_eyes, now=now)
+                request = new_request(
+                    image,
+                    user_id=user_id,
+                    channel_id=here,
+                    approved=not four_eyes,
+                    now=now,
+                    batch_id=batch.id,
+                )
                 if not crud.create_request(session=session, request=request):
                     continue  # in flight already (another click, a moment ago)
                 made += 1
@@ -389,34 +396,6 @@ def _scope_text(offer: Offer, whole: bool, region: str | None) -> str:
     if not whole:
         return f"{offer.region} · account {offer.account_id}"
     return f"every image listed in {region}" if region else "every image listed"
-
-
-def _request(
-    offer: Offer,
-    batch: Batch,
-    user_id: str,
-    channel_id: str | None,
-    *,
-    approved: bool,
-    now: datetime,
-) -> UpdateRequest:
-    return UpdateRequest(
-        id=uuid.uuid4().hex,
-        state=(State.approved if approved else State.requested).value,
-        active_key=offer.image_key,
-        account_id=offer.account_id,
-        region=offer.region,
-        source_image_id=offer.image_id,
-        source_image_name=offer.image_name,
-        update_description=offer.update_description,
-        requested_by=user_id,
-        approved_by=user_id if approved else None,
-        approved_at=now if approved else None,
-        worker_id=WORKER_ID,
-        channel_id=channel_id,
-        offer_key=offer.key,
-        batch_id=batch.id,
-    )
 
 
 def _as_offer(request: UpdateRequest) -> Offer:

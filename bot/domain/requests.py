@@ -8,17 +8,20 @@ a request, and no move is stored without its event.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.context import Services
+from bot.domain.identity import WORKER_ID
 from bot.domain.pages import ListingPage
 from bot.domain.ports import BatchView
 from bot.errors import WsimgError
 from storage import crud
 from storage.db import session_scope, unit_of_work
 from storage.models import (
+    Offer,
     State,
     UpdateRequest,
 )
@@ -110,6 +113,36 @@ class UnknownRegion(WsimgError):
 
 class NotFound(WsimgError):
     pass
+
+
+def new_request(
+    offer: Offer,
+    *,
+    user_id: str,
+    channel_id: str | None,
+    approved: bool,
+    now: datetime,
+    batch_id: str | None = None,
+) -> UpdateRequest:
+    """A request for the update of ``offer``'s image, asked by ``user_id`` (and approved by
+    them at ``now`` when ``approved``), held by this process; not stored yet."""
+    return UpdateRequest(
+        id=uuid.uuid4().hex,
+        state=(State.approved if approved else State.requested).value,
+        active_key=offer.image_key,
+        account_id=offer.account_id,
+        region=offer.region,
+        source_image_id=offer.image_id,
+        source_image_name=offer.image_name,
+        update_description=offer.update_description,
+        requested_by=user_id,
+        approved_by=user_id if approved else None,
+        approved_at=now if approved else None,
+        worker_id=WORKER_ID,
+        channel_id=channel_id,
+        offer_key=offer.key,
+        batch_id=batch_id,
+    )
 
 
 def ttl(services: Services) -> timedelta:

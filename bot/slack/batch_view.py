@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 
 from bot.domain.ports import BatchView
-from bot.slack.blocks import Block, Message, context, cut, escape, section
-from bot.slack.ids import Action, action_id
+from bot.slack.blocks import Block, Message, context, cut, decision_buttons, escape, section
+from bot.slack.ids import Action
 from storage.models import BatchState, State
 
 NAMES_SHOWN = 25  # images the message names, with their state; the rest are counted
@@ -107,37 +107,11 @@ def _names(view: BatchView) -> str:
 
 def _decision_buttons(view: BatchView) -> Block:
     batch = view.batch
-
-    def button(action: Action, label: str, style: str | None = None) -> Block:
-        element: Block = {
-            "type": "button",
-            "action_id": action_id(action, 0),
-            "text": {"type": "plain_text", "text": label},
-            "value": batch.id,
-        }
-        if style:
-            element["style"] = style
-        return element
-
-    approve = button(Action.BATCH_CONFIRM, f"Approve all {batch.count}", "primary")
-    approve["confirm"] = {
-        "title": {"type": "plain_text", "text": f"Approve {batch.count} updates?"},
-        "text": {
-            "type": "mrkdwn",
-            "text": cut(
-                f"Create {batch.count} new images ({escape(batch.scope_text)}) with the latest "
-                "WorkSpaces drivers and agents. The source images are kept.",
-                300,
-            ),
-        },
-        "confirm": {"type": "plain_text", "text": "Approve all"},
-        "deny": {"type": "plain_text", "text": "Back"},
-    }
-    return {
-        "type": "actions",
-        "elements": [
-            approve,
-            button(Action.BATCH_REJECT, "Reject all", "danger"),
-            button(Action.BATCH_CANCEL, "Cancel request"),
-        ],
-    }
+    return decision_buttons(
+        batch.id,
+        (Action.BATCH_CONFIRM, Action.BATCH_REJECT, Action.BATCH_CANCEL),
+        labels=(f"Approve all {batch.count}", "Reject all", "Cancel request"),
+        title=f"Approve {batch.count} updates?",
+        text=f"Create {batch.count} new images ({escape(batch.scope_text)}) with the latest "
+        "WorkSpaces drivers and agents. The source images are kept.",
+    )

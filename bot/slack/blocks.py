@@ -514,37 +514,51 @@ def announcement(request: UpdateRequest) -> Message:
 
 
 def _decision_buttons(request: UpdateRequest) -> Block:
+    return decision_buttons(
+        request.id,
+        (Action.CONFIRM, Action.REJECT, Action.CANCEL),
+        labels=("Approve", "Reject", "Cancel request"),
+        title="Update this image?",
+        text=f"Create a new image from *{escape(request.source_image_name)}* with the latest "
+        "WorkSpaces drivers and agents. The source image is kept.",
+    )
+
+
+def decision_buttons(
+    value: str,
+    actions: tuple[Action, Action, Action],
+    *,
+    labels: tuple[str, str, str],
+    title: str,
+    text: str,
+) -> Block:
+    """Approve (with a confirm: ``title``, ``text``), Reject and Cancel, each carrying
+    ``value`` (a request's id or a batch's): a waiting decision's buttons."""
+
     def button(action: Action, label: str, style: str | None = None) -> Block:
         element: Block = {
             "type": "button",
             "action_id": action_id(action, 0),
             "text": {"type": "plain_text", "text": label},
-            "value": request.id,
+            "value": value,
         }
         if style:
             element["style"] = style
         return element
 
-    approve = button(Action.CONFIRM, "Approve", "primary")
+    approve = button(actions[0], labels[0], "primary")
     approve["confirm"] = {
-        "title": {"type": "plain_text", "text": "Update this image?"},
-        "text": {
-            "type": "mrkdwn",
-            "text": cut(
-                f"Create a new image from *{escape(request.source_image_name)}* with the latest "
-                "WorkSpaces drivers and agents. The source image is kept.",
-                300,
-            ),
-        },
-        "confirm": {"type": "plain_text", "text": "Approve"},
+        "title": {"type": "plain_text", "text": title},
+        "text": {"type": "mrkdwn", "text": cut(text, 300)},
+        "confirm": {"type": "plain_text", "text": labels[0]},
         "deny": {"type": "plain_text", "text": "Back"},
     }
     return {
         "type": "actions",
         "elements": [
             approve,
-            button(Action.REJECT, "Reject", "danger"),
-            button(Action.CANCEL, "Cancel request"),
+            button(actions[1], labels[1], "danger"),
+            button(actions[2], labels[2]),
         ],
     }
 

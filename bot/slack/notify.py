@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -69,23 +70,23 @@ class SlackNotifier:
 
         When the bot cannot post there (not invited, say) the approver gets it as a DM instead.
         """
-        message = blocks.announcement(request)
-        for channel in filter(None, (request.channel_id, request.approved_by)):
-            try:
-                response = self._client.chat_postMessage(channel=channel, **message)
-            except SlackApiError as exc:
-                log.warning("could not post to %s: %s", channel, exc.response.get("error"))
-                continue
-            except OSError as exc:
-                log.warning("could not reach Slack: %s", type(exc).__name__)
-                continue
-            return response["channel"], response["ts"]
-        return None
+        return self._post_first(
+            (request.channel_id, request.approved_by), blocks.announcement(request)
+        )
 
     def announce_batch(self, view: BatchView) -> tuple[str, str] | None:
-        """Post a bulk approval's one message in its channel (or DM its creator)."""
-        message = batch_view.batch_message(view)
-        for channel in filter(None, (view.batch.channel_id, view.batch.created_by)):
+        """Post a bulk approval's one message in its channel, or DM it to whoever approved it
+        (never a batch waiting for a decision: nobody else could click its Approve in a DM)."""
+        batch = view.batch
+        return self._post_first(
+            (batch.channel_id, batch.decided_by), batch_view.batch_message(view)
+        )
+
+    def _post_first(
+        self, channels: tuple[str | None, ...], message: dict[str, Any]
+    ) -> tuple[str, str] | None:
+        """Post ``message`` in the first of ``channels`` that takes it: its (channel, ts)."""
+        for channel in filter(None, channels):
             try:
                 response = self._client.chat_postMessage(channel=channel, **message)
             except SlackApiError as exc:
@@ -98,28 +99,24 @@ class SlackNotifier:
         return None
 
     def refresh_batch(self, view: BatchView) -> None:
+        """Show the batch's current state in its one message."""
         batch = view.batch
-        if not (batch.channel_id and batch.message_ts):
-            return
-        try:
-            self._client.chat_update(
-                channel=batch.channel_id, ts=batch.message_ts, **batch_view.batch_message(view)
-            )
-        except SlackApiError as exc:
-            log.warning("could not update a batch's message: %s", exc.response.get("error"))
-        except OSError as exc:
-            log.warning("could not reach Slack: %s", type(exc).__name__)
+        self._update(batch.channel_id, batch.message_ts, lambda: batch_view.batch_message(view))
 
     def refresh(self, request: UpdateRequest) -> None:
         """Show the request's current state in its announcement."""
-        if not (request.channel_id and request.message_ts):
+        self._update(request.channel_id, request.message_ts, lambda: blocks.announcement(request))
+
+    def _update(
+        self, channel: str | None, ts: str | None, message: Callable[[], dict[str, Any]]
+    ) -> None:
+        """Edit the message at (channel, ts), if there is one; a failure is only logged."""
+        if not (channel and ts):
             return
         try:
-            self._client.chat_update(
-                channel=request.channel_id, ts=request.message_ts, **blocks.announcement(request)
-            )
+            self._client.chat_update(channel=channel, ts=ts, **message())
         except SlackApiError as exc:
-            log.warning("could not update announcement: %s", exc.response.get("error"))
+            log.warning("could not update a message: %s", exc.response.get("error"))
         except OSError as exc:
             log.warning("could not reach Slack: %s", type(exc).__name__)
 
