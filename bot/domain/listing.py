@@ -151,8 +151,11 @@ def list_updates(
             channel_id=channel_id,
         )
     groups = group_summaries(entries, samples=SAMPLES)
-    # One account and region: its pages as they are (a summary of one line would only delay).
-    return dataclasses.replace(first, groups=groups) if len(groups) > 1 else first
+    if len(groups) > 1:
+        return dataclasses.replace(first, groups=groups)
+    # One account and region: its pages as they are (a summary of one line would only delay),
+    # the first with how many of all its pages' images "Approve all" would take.
+    return dataclasses.replace(first, approvable_total=sum(1 for e in entries if e.approvable))
 
 
 def group_summaries(

@@ -73,6 +73,9 @@ class ListingPage:
     # `/wsimg updates` over one page answers first with one line per account and region.
     groups: list[GroupSummary] | None = None
     filters: str = ""  # the command's filters in words ("" for none), for its first answer
+    # A first answer over several pages of one account and region: the images of all its pages
+    # that "Approve all" would take (None: not counted).
+    approvable_total: int | None = None
 
     @property
     def failures(self) -> list[str]:

@@ -375,6 +375,8 @@ def _bulk_all(page: ListingPage) -> Block | None:
         count = sum(group.approvable for group in page.groups)
     elif page.pages == 1:
         count = sum(1 for entry in page.entries if entry.approvable)
+    elif page.approvable_total is not None:
+        count = page.approvable_total  # the first of several pages of one account and region
     else:
         return None
     if count < 2 or not page.entries:

@@ -384,3 +384,22 @@ def test_with_four_eyes_only_the_requester_or_an_approver_may_cancel_the_batch(
     wait_until(lambda: {r.state for r in world.requests()} == {State.cancelled}, "both cancelled")
     assert {r.closed_by for r in world.requests()} == {APPROVER}
     assert world.creates() == []
+
+
+def test_one_account_and_regions_pages_offer_approve_all_on_the_first(world: World) -> None:
+    images = _fleet(world, 30)  # over one page: one account and region, no summary
+    world.simulator.image_limit = 100  # a quota raised for 30 images and their updates
+    world.services.settings = world.services.settings.model_copy(update={"image_quota": 100})
+    first = world.listing("updates eu-west-1")
+    assert "page 1 of 2" in _text(first)
+    [button] = _bulk_buttons(first)
+    assert button["text"] == "Approve all 30"
+    later = world.answer(
+        world.click(next(b for b in find_buttons(first["blocks"]) if "Next" in b["text"]))
+    )
+    assert _bulk_buttons(later) == []  # the count is of the whole listing: on its first page
+
+    assert "Approved 30 updates" in _text(world.answer(world.click(button)))
+    world.settle()
+    assert sorted(r.source_image_id for r in world.requests()) == sorted(images)
+    assert len(world.creates()) == CAP
