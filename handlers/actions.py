@@ -122,10 +122,16 @@ def register(app: App, services: Services) -> None:
     @answers_errors
     def approve_all(context: BoltContext, respond: Respond) -> None:
         click = payload(context, Click)
+        # wsimg.bulk:all:<N> or wsimg.bulk:group:<n>:<N>, N the count its confirm named.
+        parts = click.action_id.split(":")
+        count = parts[-1]
         outcome = bulk.approve_all(
             services,
             offer_key=click.value,
-            whole=click.action_id.rpartition(":")[2] == "all",
+            whole=len(parts) == 3 and parts[1] == "all",
+            confirmed=int(count)
+            if count.isascii() and count.isdecimal() and len(count) < 7
+            else None,
             user_id=click.user_id,
             channel_id=click.channel_id,
         )

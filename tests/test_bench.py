@@ -19,7 +19,7 @@ FIGURES = (
     "poller calls per pass for",
     "peak RSS of one process at",
     "digest build at",
-    "50 bulk approvals in one click",
+    "bulk approvals in one click",
 )
 
 
@@ -45,8 +45,6 @@ def test_quick_bench_prints_every_figure_with_pass_or_miss() -> None:
         row = next((r for r in rows if figure in r), None)
         assert row is not None, (figure, result.stdout)
         assert re.search(r"\| (PASS|MISS)[^|]* \|$", row), row
-    # What does not exist yet says so; it is never given a figure.
-    assert "MISS (not built yet" in next(r for r in rows if "bulk approvals" in r)
 
 
 def test_bench_refuses_sizes_it_cannot_run() -> None:

@@ -102,9 +102,16 @@ class Outcome:
 
 
 def approve_all(
-    services: Services, *, offer_key: str, whole: bool, user_id: str, channel_id: str | None
+    services: Services,
+    *,
+    offer_key: str,
+    whole: bool,
+    confirmed: int | None,
+    user_id: str,
+    channel_id: str | None,
 ) -> Outcome:
-    """A click on "Approve all N" (four eyes: "Request all N")."""
+    """A click on "Approve all N" (four eyes: "Request all N"). ``confirmed``: the N its
+    confirm named (from the button): a batch is never larger than what was confirmed."""
     with session_scope(services.engine) as session:
         offer = crud.get_offer(session=session, key=offer_key)
         listing = crud.get_listing(session=session, listing_id=offer.listing_id) if offer else None
@@ -117,6 +124,8 @@ def approve_all(
         raise NotAllowedToRequest() if four_eyes else NotAllowed()
     if utcnow() - offer.created_at > ttl(services):
         raise Expired(f"This list is more than {ttl_text(services)} old")
+    if confirmed is None or confirmed < 1:
+        raise StaleButton()  # not a button wsimg drew: it always names its count
     scope = scope_of(offer, whole)
     here = channel_id or offer.channel_id
     _refuse_if_batched(services, listing.id, scope)
@@ -128,7 +137,15 @@ def approve_all(
                 o for o in offers if (o.account_id, o.region) == (offer.account_id, offer.region)
             ]
         entries = entries_for(session=session, offers=offers, channel_id=here)
+    if whole and not (listing.region or listing.filters) and len(_groups(offers)) > 1:
+        raise StaleButton()  # an unfiltered fleet is approved a group at a time: never offered
     chosen = [entry.offer for entry in entries if entry.approvable]
+    if len(chosen) > confirmed:
+        raise NothingToApprove(
+            f"The list changed since it was shown: {len(chosen)} images can be approved now, "
+            f"not the {confirmed} you confirmed. Nothing was started. Run `/wsimg updates` "
+            "again and confirm the new count."
+        )
     if not chosen:
         raise NothingToApprove(
             f"Nothing to approve: each of the {len(entries)} images is already in flight, "
@@ -146,7 +163,7 @@ def approve_all(
         id=uuid.uuid4().hex,
         listing_id=listing.id,
         scope=scope,
-        scope_text=_scope_text(offer, whole, listing.region),
+        scope_text=_scope_text(offer, whole, listing.region, listing.filters),
         state=(BatchState.requested if four_eyes else BatchState.approved).value,
         created_by=user_id,
         decided_by=None if four_eyes else user_id,
@@ -392,10 +409,15 @@ def _refuse_if_batched(services: Services, listing_id: str, scope: str) -> None:
         raise AlreadyBatched(existing)
 
 
-def _scope_text(offer: Offer, whole: bool, region: str | None) -> str:
+def _scope_text(offer: Offer, whole: bool, region: str | None, filters: str) -> str:
     if not whole:
         return f"{offer.region} · account {offer.account_id}"
-    return f"every image listed in {region}" if region else "every image listed"
+    where = f" in {region}" if region else ""
+    return f"every image listed{' ' + filters if filters else ''}{where}"
+
+
+def _groups(offers: list[Offer]) -> set[tuple[str, str]]:
+    return {(offer.account_id, offer.region) for offer in offers}
 
 
 def _as_offer(request: UpdateRequest) -> Offer:

@@ -139,6 +139,7 @@ def list_updates(
         skip=lambda image: not filters.matches(image),
         max_age=timedelta(0) if filters.refresh else None,
         apart=True,
+        filters=filters.describe(),
     )
     first = load_page(services, listing_id=listing.id, page=1)
     first = dataclasses.replace(first, filters=filters.describe())
@@ -199,6 +200,7 @@ def make_listing(
     skip: Callable[[Image], bool] = lambda image: False,
     max_age: timedelta | None = None,
     apart: bool = False,
+    filters: str = "",
 ) -> Listing:
     """Read the fleet scan (bot/domain/fleet.py; scanned again when older than ``max_age``,
     default WSIMG_SCAN_SECONDS), remember what it showed (offers, first sightings), return the
@@ -225,6 +227,7 @@ def make_listing(
         failures=[f for f in scan.failures if region is None or f.startswith(f"{region} ")],
         scanned_at=scan.started_at,
         image_counts=counts,
+        filters=filters[:255],
     )
     groups = [(image.account_id, image.region) for image in images]
     pages = assign_pages(groups)

@@ -346,7 +346,10 @@ def bulk_button(
     )
     return {
         "type": "button",
-        "action_id": action_id(Action.BULK, "all" if whole else f"group:{position}"),
+        # The count rides along: the server never approves more than the confirm named.
+        "action_id": action_id(
+            Action.BULK, f"all:{count}" if whole else f"group:{position}:{count}"
+        ),
         "text": {"type": "plain_text", "text": f"{verb} all {count}"},
         "style": "primary",
         "value": key,

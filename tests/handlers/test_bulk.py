@@ -403,3 +403,30 @@ def test_one_account_and_regions_pages_offer_approve_all_on_the_first(world: Wor
     world.settle()
     assert sorted(r.source_image_id for r in world.requests()) == sorted(images)
     assert len(world.creates()) == CAP
+
+
+def test_a_forged_approve_all_on_an_unfiltered_summary_makes_nothing(world: World) -> None:
+    for region in ("us-east-1", "eu-west-1"):
+        _fleet(world, 20, region)
+    group = _bulk_buttons(world.listing())[0]
+    # The whole fleet's button is never drawn on an unfiltered summary: forge it from a group's.
+    forged = {**group, "action_id": "wsimg.bulk:all:40"}
+    assert "no longer valid" in _text(world.answer(world.click(forged)))
+    # Nor a button without the count its confirm named.
+    bare = {**group, "action_id": "wsimg.bulk:group:0"}
+    assert "no longer valid" in _text(world.answer(world.click(bare)))
+    assert world.requests() == [] and world.creates() == []
+
+
+def test_approve_all_never_takes_more_than_its_confirm_named(world: World) -> None:
+    images = _fleet(world, 3)
+    world.simulator.fail_build(images[0], "UpdateFailed", "The update failed.")
+    world.approve(images[0])
+    [button] = _bulk_buttons(world.listing())
+    assert button["text"] == "Approve all 2"  # the first is building
+    world.simulator.complete_pending()
+    world.poll()  # it ended in ERROR: it may be approved again, so "all" is now three
+
+    answer = _text(world.answer(world.click(button)))
+    assert "3 images can be approved now, not the 2 you confirmed" in answer
+    assert len(world.requests()) == 1 and len(world.creates()) == 1

@@ -1,4 +1,5 @@
-"""bulk: "Approve all N" batches, and the numbered build slots that cap concurrent updates
+"""bulk: "Approve all N" batches, the numbered build slots that cap concurrent updates, and
+the filters a listing was made with
 
 Revision ID: 0008
 Revises: 0007
@@ -36,6 +37,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("listing_id", "scope"),
     )
+    with op.batch_alter_table("listing", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("filters", AutoString(length=255), nullable=False, server_default="")
+        )
     with op.batch_alter_table("update_request", schema=None) as batch_op:
         batch_op.add_column(sa.Column("batch_id", AutoString(length=32), nullable=True))
         batch_op.add_column(sa.Column("slot", sa.Integer(), nullable=True))
@@ -49,4 +54,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_update_request_batch_id")
         batch_op.drop_column("slot")
         batch_op.drop_column("batch_id")
+    with op.batch_alter_table("listing", schema=None) as batch_op:
+        batch_op.drop_column("filters")
     op.drop_table("batch")
