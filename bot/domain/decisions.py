@@ -189,7 +189,8 @@ def _open_request(services: Services, request_id: str, message: Clicked | None) 
     which only opens after a click that was checked."""
     with session_scope(services.engine) as session:
         request = crud.get_request(session=session, request_id=request_id) if request_id else None
-    if request is None:
+    if request is None or request.batch_id is not None:
+        # A batch's requests are decided together, on the batch (bot/domain/bulk.py).
         raise StaleButton()
     if message is not None and message != (request.channel_id, request.message_ts):
         # Not a click on this request's own announcement: a forged or pasted payload.

@@ -85,24 +85,29 @@ def _counts(view: BatchView) -> str:
 
 
 def _names(view: BatchView) -> str:
-    lines = []
+    """A line per image, as many as fit the section, then how many more: never cut silently."""
+    lines: list[str] = []
+    room = 2900 - 40  # a section holds 3000 characters; the last line says how many more
     for request in view.requests[:NAMES_SHOWN]:
         state = State(request.state)
-        label = (
-            "queued"
-            if view.batch.state == BatchState.approved
+        queued = (
+            view.batch.state == BatchState.approved
             and state == State.approved
             and request.worker_id is None
-            else state.value
         )
         new = f" → `{request.new_image_id}`" if request.new_image_id else ""
-        lines.append(
+        line = (
             f"{_ICONS.get(state, '')} *{escape(cut(request.source_image_name, 64))}* "
-            f"`{request.source_image_id}` {request.region}: {label}{new}"
+            f"`{request.source_image_id}` {request.region}: "
+            f"{'queued' if queued else state.value}{new}"
         )
-    if len(view.requests) > NAMES_SHOWN:
-        lines.append(f"…and {len(view.requests) - NAMES_SHOWN} more")
-    return cut("\n".join(lines), 2900)
+        if len(line) + 1 > room:
+            break
+        room -= len(line) + 1
+        lines.append(line)
+    if len(lines) < len(view.requests):
+        lines.append(f"…and {len(view.requests) - len(lines)} more")
+    return "\n".join(lines)
 
 
 def _decision_buttons(view: BatchView) -> Block:

@@ -430,3 +430,15 @@ def test_approve_all_never_takes_more_than_its_confirm_named(world: World) -> No
     answer = _text(world.answer(world.click(button)))
     assert "3 images can be approved now, not the 2 you confirmed" in answer
     assert len(world.requests()) == 1 and len(world.creates()) == 1
+
+
+def test_a_request_of_a_batch_cannot_be_decided_on_its_own(world: World, four_eyes: Any) -> None:
+    _fleet(world, 2)
+    _request_all(world, four_eyes, 2)
+    message = _batch_message(world)
+    one = world.requests()[0]
+    # A forged single Approve on the batch's message, naming one of its requests.
+    forged = four_eyes.click("wsimg.confirm:0", one.id, user_id=GROUP_MEMBER, message=message)
+    assert "no longer valid" in _text(world.slack.wait_for_response(forged.response_url))
+    assert {r.state for r in world.requests()} == {State.requested}
+    assert world.creates() == []
