@@ -145,6 +145,14 @@ def register(app: App, services: Services) -> None:
         home.refresh(services)
 
     @answers_errors
+    def stop_batch(context: BoltContext, respond: Respond) -> None:  # respond: for errors
+        click = payload(context, Click)
+        bulk.stop_queued(
+            services, batch_id=click.value, user_id=click.user_id, message=click.message
+        )
+        home.refresh(services)
+
+    @answers_errors
     def page(context: BoltContext, respond: Respond) -> None:
         click = payload(context, Click)
         target = click.action_id.rpartition(":")[2]
@@ -178,3 +186,4 @@ def register(app: App, services: Services) -> None:
     app.action(matcher(Action.BATCH_CONFIRM))(ack=_ack, lazy=[confirm_batch])
     app.action(matcher(Action.BATCH_REJECT))(ask_reason(cancel=False, batch=True))
     app.action(matcher(Action.BATCH_CANCEL))(ask_reason(cancel=True, batch=True))
+    app.action(matcher(Action.BATCH_STOP))(ack=_ack, lazy=[stop_batch])

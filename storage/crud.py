@@ -172,12 +172,14 @@ def transition(
     to: State,
     stale_before: datetime | None = None,
     held_by: str | None = None,
+    held_by_nobody: bool = False,
     **values: Any,
 ) -> bool:
     """Move a request only if it is still in one of ``from_states``: True for the one winner.
 
     With ``stale_before`` the row must also be untouched since then, with ``held_by`` still
-    held by that worker: the ways two pollers agree on which of them takes over an orphan.
+    held by that worker: the ways two pollers agree on which of them takes over an orphan;
+    with ``held_by_nobody`` held by none (queued for a build slot).
     """
     now = utcnow()
     values = {"state": to.value, "updated_at": now, **values}
@@ -197,6 +199,8 @@ def transition(
         statement = statement.where(col(UpdateRequest.updated_at) < stale_before)
     if held_by is not None:
         statement = statement.where(col(UpdateRequest.worker_id) == held_by)
+    if held_by_nobody:  # queued: no process is submitting it
+        statement = statement.where(col(UpdateRequest.worker_id).is_(None))
     return _rowcount(session.execute(statement)) == 1
 
 

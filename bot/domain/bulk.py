@@ -319,6 +319,54 @@ def confirm(services: Services, *, batch_id: str, user_id: str, message: Clicked
     return final
 
 
+def stop_queued(services: Services, *, batch_id: str, user_id: str, message: Clicked) -> BatchView:
+    """Cancel the requests of an approved batch still waiting for a build slot (those building
+    go on: their image is already being made). Its creator or an approver may."""
+    with session_scope(services.engine) as session:
+        batch = crud.get_batch(session=session, batch_id=batch_id) if batch_id else None
+    if batch is None or message != (batch.channel_id, batch.message_ts):
+        raise StaleButton()
+    if not (services.policy.can_approve(user_id) or user_id == batch.created_by):
+        record_refusal(services, user_id, f"batch {batch.id}", "may not stop")
+        raise NotAllowedToClose(cancel=True)
+    reason = "stopped before it started"
+    stopped = 0
+    with unit_of_work(services.engine) as session:
+        for request in crud.batch_requests(session=session, batch_id=batch.id):
+            # Only the queued (held by nobody): one a process is submitting is left to it.
+            if request.state != State.approved or request.worker_id is not None:
+                continue
+            if crud.transition(
+                session=session,
+                request_id=request.id,
+                from_states=[State.approved],
+                to=State.cancelled,
+                held_by_nobody=True,
+                closed_by=user_id,
+                close_reason=reason,
+            ):
+                stopped += 1
+                crud.record_event(
+                    session=session,
+                    kind="cancelled",
+                    actor=user_id,
+                    request_id=request.id,
+                    detail={"image": request.image_key, "reason": reason, "batch": batch.id},
+                )
+        crud.record_event(
+            session=session,
+            kind="batch_stopped",
+            actor=user_id,
+            detail={"batch": batch.id, "images": stopped},
+        )
+    if not stopped:
+        raise NothingToApprove("Nothing was waiting to start: every update of it has begun.")
+    view = batch_view(services, batch.id)
+    assert view is not None
+    services.notifier.refresh_batch(view)
+    return view
+
+
 def is_batch(services: Services, identifier: str) -> bool:
     with session_scope(services.engine) as session:
         return bool(identifier) and crud.get_batch(session=session, batch_id=identifier) is not None

@@ -7,7 +7,7 @@ from collections import Counter
 
 from bot.domain.ports import BatchView
 from bot.slack.blocks import Block, Message, context, cut, decision_buttons, escape, section
-from bot.slack.ids import Action
+from bot.slack.ids import Action, action_id
 from storage.models import BatchState, State
 
 NAMES_SHOWN = 25  # images the message names, with their state; the rest are counted
@@ -59,6 +59,8 @@ def batch_message(view: BatchView) -> Message:
     out: list[Block] = [section("\n".join(lines)), section(_names(view))]
     if batch.state == BatchState.requested:
         out.append(_decision_buttons(view))
+    elif view.queued:
+        out.append(_stop_button(view))
     out.append(context(f"Batch `{batch.short_id}`"))
     return {"text": f"WorkSpaces updates of {images}: {batch.state}", "blocks": out}
 
@@ -108,6 +110,32 @@ def _names(view: BatchView) -> str:
     if len(lines) < len(view.requests):
         lines.append(f"…and {len(view.requests) - len(lines)} more")
     return "\n".join(lines)
+
+
+def _stop_button(view: BatchView) -> Block:
+    queued = view.queued
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": action_id(Action.BATCH_STOP, 0),
+                "text": {"type": "plain_text", "text": f"Stop the {queued} queued"},
+                "style": "danger",
+                "value": view.batch.id,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Stop the queued updates?"},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": f"Cancel the {queued} updates of this batch that have not started. "
+                        "Those building go on.",
+                    },
+                    "confirm": {"type": "plain_text", "text": "Stop them"},
+                    "deny": {"type": "plain_text", "text": "Back"},
+                },
+            }
+        ],
+    }
 
 
 def _decision_buttons(view: BatchView) -> Block:

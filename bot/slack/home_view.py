@@ -111,6 +111,8 @@ def _building_line(request: UpdateRequest) -> str:
     who = request.approved_by or request.requested_by
     if request.state == State.pending and request.new_image_id:
         doing = f"building `{request.new_image_id}`"
+    elif request.state == State.approved and request.worker_id is None:
+        doing = "queued until a build finishes (WSIMG_MAX_CONCURRENT_UPDATES)"
     else:
         doing = "creating the updated image"
     return (

@@ -21,6 +21,8 @@ class Action(StrEnum):
     BATCH_CONFIRM = "wsimg.batch.confirm"
     BATCH_REJECT = "wsimg.batch.reject"
     BATCH_CANCEL = "wsimg.batch.cancel"
+    # On an approved batch's message while some of it waits for a build slot.
+    BATCH_STOP = "wsimg.batch.stop"
     # On a request's announcement (four-eyes): decide the request.
     CONFIRM = "wsimg.confirm"
     REJECT = "wsimg.reject"

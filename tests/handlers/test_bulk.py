@@ -442,3 +442,30 @@ def test_a_request_of_a_batch_cannot_be_decided_on_its_own(world: World, four_ey
     assert "no longer valid" in _text(world.slack.wait_for_response(forged.response_url))
     assert {r.state for r in world.requests()} == {State.requested}
     assert world.creates() == []
+
+
+def test_the_queued_updates_of_a_batch_can_be_stopped_and_those_building_go_on(
+    world: World,
+) -> None:
+    _fleet(world, 10)
+    [button] = _bulk_buttons(world.listing())
+    world.answer(world.click(button))
+    world.settle()
+    message = _batch_message(world)
+    [stop] = [b for b in find_buttons(message.blocks) if b["text"].startswith("Stop")]
+    assert stop["text"] == f"Stop the {10 - CAP} queued"
+
+    refused = world.user.click_button(stop, user_id=OUTSIDER, message=message)
+    assert "may cancel it" in _text(world.slack.wait_for_response(refused.response_url))
+    assert Counter(r.state for r in world.requests())[State.approved] == 10 - CAP
+
+    world.user.click_button(stop, user_id=GROUP_MEMBER, message=message)
+    world.settle()
+    states = Counter(r.state for r in world.requests())
+    assert states[State.cancelled] == 10 - CAP and states[State.pending] == CAP
+    world.simulator.complete_pending()
+    world.poll()
+    assert len(world.creates()) == CAP  # nothing more started
+    text = _text(_batch_message(world))
+    assert f"{10 - CAP} cancelled" in text and f"{CAP} AVAILABLE" in text
+    assert not any(b["text"].startswith("Stop") for b in find_buttons(_batch_message(world).blocks))
