@@ -92,15 +92,26 @@ def _resume_orphans(services: Services, report: PollReport) -> None:
                 _reconcile_submitting(services, request, cutoff if stale else None)
 
 
+QUEUE_READ = 5000  # queued requests read per pass, to take them in turn
+
+
+def _in_turn(queued: list[UpdateRequest]) -> list[UpdateRequest]:
+    """Round-robin between batches, each single approval a batch of its own, in the order
+    they were approved: a batch of 700 does not hold back an approval made after it."""
+    groups: dict[str, list[UpdateRequest]] = {}
+    for request in queued:
+        groups.setdefault(request.batch_id or request.id, []).append(request)
+    deepest = max((len(group) for group in groups.values()), default=0)
+    return [group[n] for n in range(deepest) for group in groups.values() if n < len(group)]
+
+
 def start_queued(services: Services, report: PollReport | None = None) -> int:
-    """Submit approved requests waiting for a build slot, oldest first, while slots are free
-    (WSIMG_MAX_CONCURRENT_UPDATES builds at once); how many started."""
+    """Submit approved requests waiting for a build slot while slots are free
+    (WSIMG_MAX_CONCURRENT_UPDATES builds at once), batches in turn; how many started."""
     started = 0
     with session_scope(services.engine) as session:
-        queued = crud.queued_requests(
-            session=session, limit=services.settings.max_concurrent_updates
-        )
-    for request in queued:
+        queued = crud.queued_requests(session=session, limit=QUEUE_READ)
+    for request in _in_turn(queued):
         with on_its_own(f"starting queued request {request.short_id}"):
             if submit(services, request_id=request.id).state == State.approved:
                 break  # every slot is held again

@@ -469,3 +469,20 @@ def test_the_queued_updates_of_a_batch_can_be_stopped_and_those_building_go_on(
     text = _text(_batch_message(world))
     assert f"{10 - CAP} cancelled" in text and f"{CAP} AVAILABLE" in text
     assert not any(b["text"].startswith("Stop") for b in find_buttons(_batch_message(world).blocks))
+
+
+def test_a_big_batch_does_not_hold_back_an_approval_made_after_it(world: World) -> None:
+    _fleet(world, 8)
+    [button] = _bulk_buttons(world.listing())
+    world.answer(world.click(button))  # CAP building, the other 4 queued
+    world.settle()
+    late = world.simulator.add_image(region="eu-west-1", name="Urgent")
+    world.approve(late)  # every slot held: queued behind the batch's four
+    [urgent] = world.requests(late)
+    assert urgent.state == State.approved and urgent.worker_id is None
+
+    world.simulator.complete_pending()
+    world.poll()  # CAP slots free: the batch and the late one take turns
+
+    assert world.reload(urgent).state == State.pending
+    assert len(world.creates()) == 2 * CAP
