@@ -119,9 +119,15 @@ def approve_all(
         raise StaleButton()
     policy = services.policy
     four_eyes = policy.four_eyes
-    if not (policy.can_request(user_id) if four_eyes else policy.can_approve(user_id)):
+    if not (policy.can_request_in_bulk(user_id) if four_eyes else policy.can_approve(user_id)):
         record_refusal(services, user_id, f"batch of listing {listing.id}", "not an approver")
-        raise NotAllowedToRequest() if four_eyes else NotAllowed()
+        if four_eyes:
+            raise NotAllowedToRequest(
+                "You may not request updates in bulk: only approvers and the people in "
+                "WSIMG_REQUESTERS may. Ask for each image with its own Request update button, "
+                "or ask an admin to add you to WSIMG_REQUESTERS."
+            )
+        raise NotAllowed()
     if utcnow() - offer.created_at > ttl(services):
         raise Expired(f"This list is more than {ttl_text(services)} old")
     if confirmed is None or confirmed < 1:

@@ -51,6 +51,13 @@ class ApproverPolicy:
             user_id, self._manager_users, self._manager_groups
         )
 
+    def can_request_in_bulk(self, user_id: str) -> bool:
+        """ "Request all N" holds every image it asks for until someone decides: only an
+        approver or someone named in WSIMG_REQUESTERS, never anyone in the channel."""
+        return self.can_approve(user_id) or self._listed(
+            user_id, self._requester_users, self._requester_groups
+        )
+
     def can_request(self, user_id: str) -> bool:
         if not _USER_ID.fullmatch(user_id):
             return False

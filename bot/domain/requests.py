@@ -49,10 +49,11 @@ class NotAllowed(Refused):
 
 
 class NotAllowedToRequest(Refused):
-    def __init__(self) -> None:
+    def __init__(self, message: str | None = None) -> None:
         super().__init__(
-            "You may not request WorkSpaces image updates. Ask an admin to add your Slack user "
-            "or one of your user groups to WSIMG_REQUESTERS."
+            message
+            or "You may not request WorkSpaces image updates. Ask an admin to add your Slack "
+            "user or one of your user groups to WSIMG_REQUESTERS."
         )
 
 

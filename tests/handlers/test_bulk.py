@@ -28,6 +28,7 @@ from tests.conftest import (
     SIGNING_SECRET,
     World,
     serve,
+    serve_app,
     wait_until,
 )
 
@@ -204,10 +205,11 @@ def test_each_group_of_the_summary_approves_only_its_images(world: World) -> Non
 @pytest.fixture
 def four_eyes(world: World, settings: Settings) -> Iterator[Any]:
     services = build_services(settings.model_copy(update={"four_eyes": True}))
-    url, server = serve(services)
+    url, server, listeners = serve_app(services)
     try:
         yield SlackUser(url, SIGNING_SECRET, world.slack)
     finally:
+        listeners.settle(30)  # what its clicks set going ends before its database goes
         server.stop()
         services.engine.dispose()
 
@@ -486,3 +488,20 @@ def test_a_big_batch_does_not_hold_back_an_approval_made_after_it(world: World) 
 
     assert world.reload(urgent).state == State.pending
     assert len(world.creates()) == 2 * CAP
+
+
+def test_with_four_eyes_and_anyone_may_request_only_listed_people_request_in_bulk(
+    world: World, four_eyes: Any
+) -> None:
+    images = _fleet(world, 3)
+    result = four_eyes.command("updates", user_id=OUTSIDER, channel_id="C0OPS")
+    listing = world.slack.wait_for_response(result.response_url, lambda p: bool(p.get("blocks")))
+    [button] = _bulk_buttons(listing)
+    click = four_eyes.click(button["action_id"], button["value"], user_id=OUTSIDER)
+    answer = _text(world.slack.wait_for_response(click.response_url))
+    assert "may not request updates in bulk" in answer
+    assert world.requests() == []
+    # One image at a time stays open to anyone in the channel (WSIMG_REQUESTERS is empty).
+    single = world.approve_button(listing, images[0])
+    four_eyes.click(single["action_id"], single["value"], user_id=OUTSIDER)
+    wait_until(lambda: len(world.requests()) == 1, "the single request")
