@@ -1,5 +1,6 @@
 """update_request.error_details (migration 0005), on SQLite and PostgreSQL: rows written
-before it get an empty list, new rows keep their [code, message] pairs, and it goes back."""
+before it get an empty list, new rows keep their [code, message] pairs, and it goes back. And
+its build slot (0008): each update building when it came gets one."""
 
 from __future__ import annotations
 
@@ -82,3 +83,19 @@ def test_details_are_stored_in_order_and_the_migration_goes_back(engine: Engine)
     _migrate(engine, "0004", down=True)
     columns = {c["name"] for c in inspect(engine).get_columns("update_request")}
     assert "error_details" not in columns and "followup_claimed_by" in columns
+
+
+def test_updates_building_before_the_build_slots_each_get_one(engine: Engine) -> None:
+    _migrate(engine, "0007")
+    ids = [_old_row(engine) for _ in range(3)]
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE update_request SET state = 'pending' WHERE id IN (:a, :b)"),
+            {"a": ids[0], "b": ids[1]},
+        )
+
+    _migrate(engine, "0008")
+
+    with engine.connect() as connection:
+        slots = dict(connection.execute(text("SELECT id, slot FROM update_request")).fetchall())
+    assert sorted(slots[i] for i in ids[:2]) == [1, 2] and slots[ids[2]] is None

@@ -46,6 +46,19 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("slot", sa.Integer(), nullable=True))
         batch_op.create_index("ix_update_request_batch_id", ["batch_id"], unique=False)
         batch_op.create_unique_constraint("uq_update_request_slot", ["slot"])
+    # Updates already building hold a slot each, so the cap counts them as it counts new ones.
+    bind = op.get_bind()
+    building = bind.execute(
+        sa.text(
+            "SELECT id FROM update_request WHERE state IN ('submitting', 'pending') "
+            "ORDER BY created_at, id"
+        )
+    ).fetchall()
+    for number, (request_id,) in enumerate(building, start=1):
+        bind.execute(
+            sa.text("UPDATE update_request SET slot = :slot WHERE id = :id"),
+            {"slot": number, "id": request_id},
+        )
 
 
 def downgrade() -> None:
