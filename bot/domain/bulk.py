@@ -274,6 +274,10 @@ def confirm(services: Services, *, batch_id: str, user_id: str, message: Clicked
         o.image_key for o in _recheck(services, [_as_offer(r) for r in waiting], withdraw=False)
     }
     keep = [r for r in waiting if r.image_key in live]
+    if not keep:
+        reason = "AWS no longer shows an update for any of its images"
+        _close_all(services, batch.id, BatchState.rejected, SYSTEM, reason)
+        raise NothingToApprove(f"Nothing was started: {reason}. Run `/wsimg updates refresh`.")
     check_quota(services, [(r.account_id, r.region) for r in keep])
     now = utcnow()
     with unit_of_work(services.engine) as session:

@@ -505,3 +505,19 @@ def test_with_four_eyes_and_anyone_may_request_only_listed_people_request_in_bul
     single = world.approve_button(listing, images[0])
     four_eyes.click(single["action_id"], single["value"], user_id=OUTSIDER)
     wait_until(lambda: len(world.requests()) == 1, "the single request")
+
+
+def test_with_four_eyes_a_batch_whose_updates_all_went_is_rejected_not_approved(
+    world: World, four_eyes: Any
+) -> None:
+    images = _fleet(world, 2)
+    _request_all(world, four_eyes, 2)
+    for image in images:
+        world.simulator.withdraw_update(image)
+    answer = _decide(world, four_eyes, "Approve all", user_id=GROUP_MEMBER)
+    assert "AWS no longer shows an update for any of its images" in answer
+    assert {r.state for r in world.requests()} == {State.rejected}
+    assert world.creates() == []
+    with session_scope(world.services.engine) as session:
+        [batch] = session.exec(select(Batch)).all()
+    assert batch.state == "rejected"
