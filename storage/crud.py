@@ -209,15 +209,10 @@ def take_slot(*, session: Session, request_id: str, slots: int, **values: Any) -
     number, or None when all are held (or the request is no longer approved).
 
     The unique index on ``slot`` is the claim: of two processes taking the same slot, one
-    insert fails and that one tries the next free number. Requests building without a slot
-    (from before slots existed) count against the limit too."""
-    busy = session.exec(
-        select(func.count()).where(
-            col(UpdateRequest.state).in_([State.submitting.value, State.pending.value])
-        )
-    ).one()
+    insert fails and that one tries the next free number. (Migration 0008 gave the updates
+    building before slots existed one each.)"""
     held = set(session.exec(select(UpdateRequest.slot).where(col(UpdateRequest.slot).is_not(None))))
-    if busy >= slots:
+    if len(held) >= slots:
         return None
     for number in range(1, slots + 1):
         if number in held:
@@ -317,6 +312,16 @@ def finish_followup(*, session: Session, request_id: str, posted: bool, held_by:
         .values(values)
     )
     return _rowcount(session.execute(statement)) == 1
+
+
+def slots_held_since(*, session: Session, before: datetime) -> list[UpdateRequest]:
+    """Pending requests holding a build slot, created (submitted) before ``before``."""
+    query = select(UpdateRequest).where(
+        col(UpdateRequest.state) == State.pending.value,
+        col(UpdateRequest.slot).is_not(None),
+        col(UpdateRequest.submitted_at) < before,
+    )
+    return list(session.exec(query))
 
 
 def queued_requests(*, session: Session, limit: int) -> list[UpdateRequest]:

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 ORPHAN_AFTER = timedelta(minutes=15)
 # Describe can miss an image created a moment ago; only after this is it taken as gone.
 NOT_FOUND_GRACE = timedelta(minutes=5)
+# A build still PENDING (or not seen, its region unreachable) this long after its create
+# gives its build slot up: it is still followed, but no longer holds back the queue.
+SLOT_HELD_MAX = timedelta(hours=12)
 
 
 # --- the poller: resume orphans, follow pending images, post follow-ups ---------------------
@@ -58,6 +61,7 @@ def poll(services: Services) -> PollReport:
     report = PollReport()
     _resume_orphans(services, report)
     _check_pending(services, report)
+    _free_stuck_slots(services)
     start_queued(services, report)
     return report
 
@@ -190,6 +194,26 @@ def _check_pending(services: Services, report: PollReport) -> None:
                 continue  # a brand-new image can be missing from Describe for a moment
             with on_its_own(f"finishing request {request.short_id}"):
                 report.finished += _finish(services, request, image)
+
+
+def _free_stuck_slots(services: Services) -> None:
+    """Builds pending past SLOT_HELD_MAX give their slot up (and say so in the log): one stuck
+    build, or a region that cannot be reached, must not stall every update everywhere."""
+    with unit_of_work(services.engine) as session:
+        for request in crud.slots_held_since(session=session, before=utcnow() - SLOT_HELD_MAX):
+            crud.set_fields(session=session, request_id=request.id, slot=None)
+            crud.record_event(
+                session=session,
+                kind="slot_released",
+                actor=SYSTEM,
+                request_id=request.id,
+                detail={"slot": request.slot, "pending_since": str(request.submitted_at)},
+            )
+            log.warning(
+                "request %s: still pending after %s; its build slot goes to the next",
+                request.short_id,
+                SLOT_HELD_MAX,
+            )
 
 
 def _long_gone(request: UpdateRequest) -> bool:

@@ -521,3 +521,32 @@ def test_with_four_eyes_a_batch_whose_updates_all_went_is_rejected_not_approved(
     with session_scope(world.services.engine) as session:
         [batch] = session.exec(select(Batch)).all()
     assert batch.state == "rejected"
+
+
+def test_builds_stuck_for_half_a_day_give_their_slots_up_and_are_still_followed(
+    world: World,
+) -> None:
+    images = _fleet(world, CAP + 1)
+    [button] = _bulk_buttons(world.listing())
+    world.answer(world.click(button))
+    world.settle()
+    world.poll()
+    assert len(world.creates()) == CAP  # every slot held, one queued
+    with session_scope(world.services.engine) as session:
+        for request in session.exec(select(UpdateRequest).where(UpdateRequest.state == "pending")):
+            assert request.submitted_at is not None
+            request.submitted_at -= timedelta(hours=13)  # AWS never finished them
+            session.add(request)
+        session.commit()
+
+    world.poll()
+
+    assert Counter(c["SourceImageId"] for c in world.creates()) == Counter(images)
+    states = Counter(r.state for r in world.requests())
+    assert states[State.pending] == CAP + 1  # the stuck ones are still followed
+    with session_scope(world.services.engine) as session:
+        released = session.exec(select(Event).where(Event.kind == "slot_released")).all()
+    assert len(released) == CAP
+    world.simulator.complete_pending()
+    world.poll()
+    assert {r.state for r in world.requests()} == {State.available}
