@@ -153,6 +153,14 @@ def register(app: App, services: Services) -> None:
         home.refresh(services)
 
     @answers_errors
+    def refresh(context: BoltContext, respond: Respond) -> None:
+        click = payload(context, Click)
+        fresh = listing.refresh_listing(
+            services, key=click.value, user_id=click.user_id, channel_id=click.channel_id
+        )
+        respond(replace_original=True, **blocks.listing(fresh))
+
+    @answers_errors
     def page(context: BoltContext, respond: Respond) -> None:
         click = payload(context, Click)
         target = click.action_id.rpartition(":")[2]
@@ -182,6 +190,7 @@ def register(app: App, services: Services) -> None:
     app.action(matcher(Action.SNOOZE))(ack=_ack, lazy=[snooze])
     app.action(matcher(Action.OPEN))(ack=_ack, lazy=[open_group])
     app.action(matcher(Action.PAGE))(ack=_ack, lazy=[page])
+    app.action(matcher(Action.REFRESH))(ack=_ack, lazy=[refresh])
     app.action(matcher(Action.BULK))(ack=_ack, lazy=[approve_all])
     app.action(matcher(Action.BATCH_CONFIRM))(ack=_ack, lazy=[confirm_batch])
     app.action(matcher(Action.BATCH_REJECT))(ask_reason(cancel=False, batch=True))

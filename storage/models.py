@@ -192,8 +192,8 @@ class Listing(SQLModel, table=True):
     )
     # When the fleet scan it was made from began: how old what it shows is.
     scanned_at: datetime | None = None
-    # The command's filters other than the region, in words ("" for none): what "Approve all"
-    # on a filtered summary covers (bot/domain/bulk.py).
+    # The command's filters other than the region, as its words ("" for none): what its
+    # Refresh asks again, what "Approve all" on a filtered summary covers.
     filters: str = Field(default="", max_length=255, sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -28,7 +28,7 @@ from bot.domain.context import Services
 from bot.domain.decisions import BadReason, Clicked, NotAllowedToClose
 from bot.domain.decisions import SelfApproval as SelfApproval
 from bot.domain.identity import WORKER_ID
-from bot.domain.listing import entries_for, offered_here
+from bot.domain.listing import entries_for, listing_filters, offered_here
 from bot.domain.ports import BatchView
 from bot.domain.requests import (
     REASON_MAX,
@@ -169,7 +169,7 @@ def approve_all(
         id=uuid.uuid4().hex,
         listing_id=listing.id,
         scope=scope,
-        scope_text=_scope_text(offer, whole, listing.region, listing.filters),
+        scope_text=_scope_text(offer, whole, listing.region, listing_filters(listing)),
         state=(BatchState.requested if four_eyes else BatchState.approved).value,
         created_by=user_id,
         decided_by=None if four_eyes else user_id,

@@ -78,6 +78,10 @@ class Filters:
             image.name.lower(), self.name_glob.lower()
         )
 
+    def words(self) -> list[str]:
+        """The filters other than the region as the command's words (what a listing keeps)."""
+        return [word for word in (self.account_id, self.name_glob) if word is not None]
+
     def describe(self) -> str:
         """The filters other than the region, in words ("" for none)."""
         parts = []
@@ -139,7 +143,7 @@ def list_updates(
         skip=lambda image: not filters.matches(image),
         max_age=timedelta(0) if filters.refresh else None,
         apart=True,
-        filters=filters.describe(),
+        filters=" ".join(filters.words()),
     )
     first = load_page(services, listing_id=listing.id, page=1)
     first = dataclasses.replace(first, filters=filters.describe())
@@ -157,6 +161,27 @@ def list_updates(
     # One account and region: its pages as they are (a summary of one line would only delay),
     # the first with how many of all its pages' images "Approve all" would take.
     return dataclasses.replace(first, approvable_total=sum(1 for e in entries if e.approvable))
+
+
+def refresh_listing(
+    services: Services, *, key: str, user_id: str, channel_id: str | None
+) -> ListingPage:
+    """A listing's Refresh button: the same command (region and filters) after a new scan."""
+    with session_scope(services.engine) as session:
+        offer = crud.get_offer(session=session, key=key)
+        listing = crud.get_listing(session=session, listing_id=offer.listing_id) if offer else None
+    if offer is None or listing is None or not offered_here(offer, channel_id):
+        raise StaleButton()
+    words = [*listing.filters.split(), *([listing.region] if listing.region else []), "refresh"]
+    filters = parse_filters(words, regions=services.settings.regions)
+    return list_updates(
+        services, user_id=user_id, channel_id=channel_id or listing.channel_id, filters=filters
+    )
+
+
+def listing_filters(listing: Listing) -> str:
+    """The filters (other than the region) a listing was made with, in words."""
+    return parse_filters(listing.filters.split()).describe() if listing.filters else ""
 
 
 def group_summaries(

@@ -119,7 +119,7 @@ def listing(page: ListingPage) -> Message:
             summary += f" · page {page.page} of {page.pages}"
     out: list[Block] = [section(summary, _bulk_all(page))]
     if page.listing.scanned_at is not None:
-        out.append(context(scanned_text(page.listing.scanned_at)))
+        out.append(_scanned(page))
     if page.failures:
         out.append(failures_block(page.failures))
     if page.groups is not None and page.entries:
@@ -203,6 +203,23 @@ def group_line(group: GroupSummary) -> Block:
     )
 
 
+def _scanned(page: ListingPage) -> Block:
+    """How old the scan is; on a listing `/wsimg updates` answered, with its Refresh."""
+    assert page.listing.scanned_at is not None
+    text = scanned_text(page.listing.scanned_at)
+    if page.listing.kind != "updates" or not page.entries:
+        return context(text)
+    return section(
+        text,
+        {
+            "type": "button",
+            "action_id": action_id(Action.REFRESH, 0),
+            "text": {"type": "plain_text", "text": "Refresh"},
+            "value": page.entries[0].offer.key,
+        },
+    )
+
+
 def scanned_text(scanned_at: datetime, now: datetime | None = None) -> str:
     """How old the fleet scan a listing shows is, and how to see it fresh."""
     age = max((now or datetime.now(UTC)) - scanned_at, timedelta(0))
@@ -215,8 +232,8 @@ def scanned_text(scanned_at: datetime, now: datetime | None = None) -> str:
         else f"{minutes // 60} h ago"
     )
     return (
-        f"As AWS showed it {when} ({scanned_at:%H:%M} UTC); `/wsimg updates refresh` asks "
-        "again. Each click checks its image live."
+        f"As AWS showed it {when} ({scanned_at:%H:%M} UTC); *Refresh* (or `/wsimg updates "
+        "refresh`) asks again. Each click checks its image live."
     )
 
 

@@ -15,6 +15,7 @@ class Action(StrEnum):
     PAGE = "wsimg.page"
     SNOOZE = "wsimg.snooze"
     OPEN = "wsimg.open"  # a digest's "List them": the paged listing of one region
+    REFRESH = "wsimg.refresh"  # a listing's Refresh: the same command after a new scan
     # "Approve all N": ``:all`` for the whole listing, ``:group:<n>`` for one account-region.
     BULK = "wsimg.bulk"
     # On a batch's message (four-eyes): decide every request of it at once.

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.fakes.slack import SlackWebAPI
+from bot.fakes.slack import SlackWebAPI, find_buttons
 from bot.fakes.workspaces import WorkSpacesSimulator
 from bot.jobs.scheduler import scan_job
 from bot.runtime import build_services
-from tests.conftest import World, running_world
+from tests.conftest import APPROVER, World, running_world
 
 DESCRIBE = "DescribeWorkspaceImages"
 
@@ -72,6 +72,29 @@ def test_the_listing_says_how_old_the_scan_is_and_refresh_scans_again(kept: Worl
     fresh = kept.listing("updates refresh")
     assert sim.count(DESCRIBE) > scanned
     assert later in _text(fresh)
+
+
+def test_the_listings_refresh_button_scans_again_with_the_same_filters(kept: World) -> None:
+    sim = kept.simulator
+    sim.add_image(region="us-east-1", name="Win-Kept")
+    sim.add_image(region="us-east-1", name="Linux-Other")
+    first = kept.listing("updates us-east-1 win-*")
+    [refresh] = [b for b in find_buttons(first["blocks"]) if b["text"] == "Refresh"]
+    later = sim.add_image(region="us-east-1", name="Win-Later")
+    scanned = sim.count(DESCRIBE)
+
+    fresh = kept.answer(kept.click(refresh))
+
+    assert sim.count(DESCRIBE) > scanned  # scanned again
+    assert later in _text(fresh) and "Linux-Other" not in _text(fresh)
+    assert "named `win-*`" in _text(fresh) and "us-east-1" in _text(fresh)
+    assert fresh["replace_original"] is True
+    # A click from another channel than the listing's (a forged payload) scans nothing.
+    sim.clear_calls()
+    forged = kept.user.click(refresh["action_id"], refresh["value"], user_id=APPROVER,
+                             channel_id="C0ELSEWHERE")  # fmt: skip
+    assert "no longer valid" in _text(kept.answer(forged))
+    assert sim.count(DESCRIBE) == 0
 
 
 def test_the_scheduler_tick_scans_once_for_every_process(kept: World) -> None:
