@@ -315,6 +315,9 @@ def running_world(
             listeners=listeners,
         )
     finally:
+        # What the clicks set going (a Home refresh after the answer, say) ends before the
+        # database goes: PostgreSQL will not drop a database a connection still uses.
+        listeners.settle(5)
         server.stop()
         services.engine.dispose()
 

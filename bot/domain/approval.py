@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.aws.gateway import Image
 from bot.domain.context import Services
 from bot.domain.listing import load_page, offered_here
 from bot.domain.pages import ListingPage
@@ -148,15 +149,21 @@ def _recheck_offer(services: Services, offer: Offer, page: Callable[[], ListingP
     )
     if reason is None:
         return
-    with unit_of_work(services.engine) as session:
-        crud.withdraw_offer(session=session, key=offer.key, reason=reason)
-        crud.record_event(
-            session=session,
-            kind="offer_withdrawn",
-            actor=SYSTEM,
-            detail={"image": offer.image_key, "reason": reason},
-        )
+    withdraw_offers(services, [(offer, reason)])
     raise NotUpdatable(reason, page=page())
+
+
+def withdraw_offers(services: Services, gone: list[tuple[Offer, str]]) -> None:
+    """Mark offers as no longer offered, each with why, and record it."""
+    with unit_of_work(services.engine) as session:
+        for offer, reason in gone:
+            crud.withdraw_offer(session=session, key=offer.key, reason=reason)
+            crud.record_event(
+                session=session,
+                kind="offer_withdrawn",
+                actor=SYSTEM,
+                detail={"image": offer.image_key, "reason": reason},
+            )
 
 
 def recheck_image(
@@ -167,6 +174,11 @@ def recheck_image(
         account_id=account_id, region=region, image_ids=[image_id]
     )
     image = next((i for i in found if i.image_id == image_id), None)
+    return why_not_updatable(image, name=name, image_id=image_id, region=region)
+
+
+def why_not_updatable(image: Image | None, *, name: str, image_id: str, region: str) -> str | None:
+    """Why ``image`` (None: not found) can no longer be updated by wsimg; None if it can."""
     if image is None:
         return f"{name} ({image_id}) no longer exists in {region}."
     if not image.update_available:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.aws.rollout import RolloutCalls
+from bot.domain.approval import why_not_updatable, withdraw_offers
 from bot.domain.context import Services
 from bot.domain.decisions import BadReason, Clicked, NotAllowedToClose
 from bot.domain.decisions import SelfApproval as SelfApproval
@@ -507,27 +508,18 @@ def _recheck(services: Services, offers: list[Offer], *, withdraw: bool = True) 
             )
         }
         for offer in members:
-            image = found.get(offer.image_id)
-            if image is None:
-                gone.append((offer, f"{offer.image_name} ({offer.image_id}) no longer exists."))
-            elif not image.update_available:
-                gone.append(
-                    (offer, f"{offer.image_name} has no WorkSpaces update available any more.")
-                )
-            elif image.not_updatable_reason:
-                gone.append((offer, image.not_updatable_reason))
-            else:
+            reason = why_not_updatable(
+                found.get(offer.image_id),
+                name=offer.image_name,
+                image_id=offer.image_id,
+                region=region,
+            )
+            if reason is None:
                 keep.append(offer)
+            else:
+                gone.append((offer, reason))
     if withdraw and gone:
-        with unit_of_work(services.engine) as session:
-            for offer, reason in gone:
-                crud.withdraw_offer(session=session, key=offer.key, reason=reason)
-                crud.record_event(
-                    session=session,
-                    kind="offer_withdrawn",
-                    actor=SYSTEM,
-                    detail={"image": offer.image_key, "reason": reason},
-                )
+        withdraw_offers(services, gone)
     return keep
 
 
