@@ -12,7 +12,7 @@ from bot.domain import approval, bulk, decisions, digests, home, listing
 from bot.domain.context import Services
 from bot.domain.requests import Refused
 from bot.errors import WsimgError
-from bot.slack import blocks
+from bot.slack import blocks, listing_view
 from bot.slack.ids import CLOSE_VIEW, REASON_BLOCK, Action, matcher
 from bot.slack.payloads import Click, Submission
 from handlers.errors import answers_errors, payload, report
@@ -32,9 +32,9 @@ def register(app: App, services: Services) -> None:
             )
         except Refused as refused:
             if refused.page is not None:  # show the list as it now stands, then say why
-                respond(replace_original=True, **blocks.listing(refused.page))
+                respond(replace_original=True, **listing_view.listing(refused.page))
             raise
-        respond(replace_original=True, **blocks.listing(approved.page))
+        respond(replace_original=True, **listing_view.listing(approved.page))
         home.refresh(services)
 
     @answers_errors
@@ -158,7 +158,7 @@ def register(app: App, services: Services) -> None:
         fresh = listing.refresh_listing(
             services, key=click.value, user_id=click.user_id, channel_id=click.channel_id
         )
-        respond(replace_original=True, **blocks.listing(fresh))
+        respond(replace_original=True, **listing_view.listing(fresh))
 
     @answers_errors
     def page(context: BoltContext, respond: Respond) -> None:
@@ -166,7 +166,7 @@ def register(app: App, services: Services) -> None:
         target = click.action_id.rpartition(":")[2]
         number = int(target) if target.isascii() and target.isdecimal() and len(target) < 7 else 1
         page_ = listing.page_for_key(services, key=click.value, page=number)
-        respond(replace_original=True, **blocks.listing(page_))
+        respond(replace_original=True, **listing_view.listing(page_))
 
     @answers_errors
     def snooze(context: BoltContext, respond: Respond) -> None:
@@ -174,13 +174,13 @@ def register(app: App, services: Services) -> None:
         snoozed = digests.snooze(
             services, offer_key=click.value, user_id=click.user_id, channel_id=click.channel_id
         )
-        respond(replace_original=True, **blocks.listing(snoozed))
+        respond(replace_original=True, **listing_view.listing(snoozed))
 
     @answers_errors
     def open_group(context: BoltContext, respond: Respond) -> None:
         group = listing.page_for_key(services, key=payload(context, Click).value)
         # A new message for the clicker: the digest itself stays as the channel saw it.
-        respond(response_type="ephemeral", replace_original=False, **blocks.listing(group))
+        respond(response_type="ephemeral", replace_original=False, **listing_view.listing(group))
 
     app.action(matcher(Action.APPROVE))(ack=_ack, lazy=[approve])
     app.action(matcher(Action.CONFIRM))(ack=_ack, lazy=[confirm])

@@ -16,7 +16,7 @@ from slack_sdk.webhook import WebhookResponse
 from bot.domain import audit, digests, fleet, listing, rollout
 from bot.domain.context import Services
 from bot.errors import WsimgError
-from bot.slack import blocks, rollout_view
+from bot.slack import blocks, listing_view, rollout_view
 from bot.slack.limits import CommandLimits, LimitReached, Ticket
 from bot.slack.payloads import Command
 from bot.slack.progress import ProgressMessage
@@ -94,7 +94,7 @@ def register(app: App, services: Services) -> None:
                 services, user_id=user_id, channel_id=channel_id, filters=filters
             )
         replace = {"replace_original": True} if progress.shown else {}
-        respond(response_type="ephemeral", **replace, **blocks.listing(page))
+        respond(response_type="ephemeral", **replace, **listing_view.listing(page))
 
     def status(args: list[str], user_id: str, channel_id: str, respond: Respond) -> None:
         rest, everything = _everything(args)

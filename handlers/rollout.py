@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
-from bot.domain import rollout, sharing, waves
+from bot.domain import bundles, rollout, sharing, waves
 from bot.domain.context import Services
 from bot.slack import rollout_view
 from bot.slack.ids import Action, matcher
@@ -55,7 +55,7 @@ def register(app: App, services: Services) -> None:
         return run
 
     steps = {
-        Action.ROLLOUT_BUNDLES: shown_after(rollout.point_bundles),
+        Action.ROLLOUT_BUNDLES: shown_after(bundles.point_bundles),
         Action.ROLLOUT_REBUILD: shown_after(waves.start),
         Action.ROLLOUT_SHARE: shown_after(sharing.share),
         Action.ROLLOUT_RETIRE: shown_after(sharing.retire),

@@ -4,16 +4,16 @@ After an update's AVAILABLE follow-up, its rollout plan is posted in the same th
 
 from __future__ import annotations
 
-from bot.domain import poller, rollout, waves
+from bot.domain import bundles, poller, rollout, waves
 from bot.domain.context import Services
 from bot.errors import WsimgError
 from storage.models import State, UpdateRequest
 
 
 def run(services: Services) -> None:
-    for rollout_id in rollout.bundles_unfinished(services):
+    for rollout_id in bundles.bundles_unfinished(services):
         with poller.on_its_own(f"bundles of rollout {rollout_id[:8]}"):
-            rollout.run_bundles(services, rollout_id)
+            bundles.run_bundles(services, rollout_id)
     for rollout_id in waves.live_rollouts(services):
         with poller.on_its_own(f"waves of rollout {rollout_id[:8]}"):
             try:

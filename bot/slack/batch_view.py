@@ -6,24 +6,20 @@ from __future__ import annotations
 from collections import Counter
 
 from bot.domain.ports import BatchView
-from bot.slack.blocks import Block, Message, context, cut, decision_buttons, escape, section
+from bot.slack.blocks import (
+    STATE_ICONS,
+    Block,
+    Message,
+    context,
+    cut,
+    decision_buttons,
+    escape,
+    section,
+)
 from bot.slack.ids import Action, action_id
 from storage.models import BatchState, State
 
 NAMES_SHOWN = 25  # images the message names, with their state; the rest are counted
-
-_ICONS = {
-    State.requested: ":raised_hand:",
-    State.approved: ":hourglass:",
-    State.submitting: ":gear:",
-    State.pending: ":hourglass_flowing_sand:",
-    State.available: ":white_check_mark:",
-    State.error: ":x:",
-    State.failed: ":x:",
-    State.rejected: ":no_entry:",
-    State.cancelled: ":heavy_multiplication_x:",
-    State.expired: ":hourglass:",
-}
 
 
 def batch_message(view: BatchView) -> Message:
@@ -99,7 +95,7 @@ def _names(view: BatchView) -> str:
         )
         new = f" → `{request.new_image_id}`" if request.new_image_id else ""
         line = (
-            f"{_ICONS.get(state, '')} *{escape(cut(request.source_image_name, 64))}* "
+            f"{STATE_ICONS.get(state, '')} *{escape(cut(request.source_image_name, 64))}* "
             f"`{request.source_image_id}` {request.region}: "
             f"{'queued' if queued else state.value}{new}"
         )

@@ -14,19 +14,21 @@ from bot.slack.blocks import (
     Block,
     Message,
     context,
-    count_text,
     cut,
-    days_text,
-    entry_blocks,
     escape,
-    failures_block,
-    group_line,
     section,
     text_message,
-    waited,
     when_text,
 )
 from bot.slack.ids import Action, action_id
+from bot.slack.listing_view import (
+    count_text,
+    days_text,
+    entry_blocks,
+    failures_block,
+    group_line,
+    waited,
+)
 from storage.models import State, utcnow
 
 # --- the digest --------------------------------------------------------------------------------

@@ -13,7 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from bot.domain.ports import Home, HomeRollout
-from bot.slack.blocks import SECTION_TEXT, Block, context, cut, escape, section, when_text
+from bot.slack.blocks import (
+    SECTION_TEXT,
+    STATE_ICONS,
+    Block,
+    context,
+    cut,
+    escape,
+    section,
+    when_text,
+)
 from bot.slack.ids import Action, action_id
 from bot.slack.rollout_view import _shown
 from storage.models import RolloutState, State, UpdateRequest
@@ -21,14 +30,6 @@ from storage.models import RolloutState, State, UpdateRequest
 MAX_LISTED = 15  # entries of each list of requests, and rollouts
 LINE_MAX = 400  # one entry: a list of MAX_LISTED fits in three sections (50 blocks in all)
 
-_ENDED: dict[str, str] = {
-    State.available: ":white_check_mark:",
-    State.error: ":x:",
-    State.failed: ":x:",
-    State.rejected: ":no_entry:",
-    State.cancelled: ":heavy_multiplication_x:",
-    State.expired: ":hourglass:",
-}
 _ROLLOUT_ICON: dict[str, str] = {
     RolloutState.rebuilding: ":arrows_counterclockwise:",
     RolloutState.paused: ":double_vertical_bar:",
@@ -122,7 +123,7 @@ def _building_line(request: UpdateRequest) -> str:
 
 
 def _finished_line(request: UpdateRequest) -> str:
-    icon = _ENDED.get(request.state, ":white_circle:")
+    icon = STATE_ICONS.get(request.state, ":white_circle:")
     new = f" → `{request.new_image_id}`" if request.new_image_id else ""
     return (
         f"{icon} {_image(request)} · *{request.state}*{new}{_where(request)} "

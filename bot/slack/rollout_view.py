@@ -8,8 +8,9 @@ import re
 from datetime import datetime
 
 from bot.domain.plans import Plan, Progress
-from bot.slack.blocks import Block, Message, context, cut, escape, section, slots_text
+from bot.slack.blocks import Block, Message, context, cut, escape, section
 from bot.slack.ids import Action, action_id
+from bot.slack.listing_view import slots_text
 from storage.models import Rollout, RolloutState
 
 MAX_BUNDLES_SHOWN = 20  # a plan stays well under Slack's 50 blocks

@@ -12,7 +12,7 @@ from sqlmodel import select
 from bot.domain.pages import Entry, GroupSummary, ListingPage
 from bot.fakes.slack import SlackUser, blocks_to_text, find_buttons, validate_blocks
 from bot.runtime import build_services
-from bot.slack import blocks
+from bot.slack import listing_view
 from storage.db import session_scope
 from storage.models import Listing, Offer
 from tests.bot.digest_kit import following
@@ -254,7 +254,7 @@ def test_a_summary_of_more_groups_than_a_message_holds_breaks_no_limit() -> None
         entries=[Entry(offer=offer, request=None)],
         groups=groups,
     )
-    message = blocks.listing(page)
+    message = listing_view.listing(page)
     assert len(message["blocks"]) <= 50
     assert validate_blocks(message["blocks"]) == []
     text = blocks_to_text(message["blocks"])
