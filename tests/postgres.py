@@ -291,4 +291,7 @@ class PostgresServer:
                 " WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
             )
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            # WITH (FORCE) (PostgreSQL 13+) also ends a connection opened since the line above.
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

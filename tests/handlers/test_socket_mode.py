@@ -9,6 +9,7 @@ passes the HTTP server's own check first.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from slack_bolt.adapter.socket_mode.internals import run_bolt_app
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.fakes.slack import APP_ID
+from bot.fakes.slack.listeners import TrackingExecutor
 from bot.runtime import build_app
 from tests.conftest import APPROVER, World
 
@@ -24,8 +26,14 @@ FOREIGN = "https://attacker.example/steal"
 
 
 @pytest.fixture
-def socket_app(world: World) -> App:
-    return build_app(world.services.settings, world.services, socket_mode=True)
+def socket_app(world: World) -> Iterator[App]:
+    app = build_app(world.services.settings, world.services, socket_mode=True)
+    listeners = TrackingExecutor.around(app)
+    yield app
+    # What a click set going here (a Home refresh after the answer) ends before the world's
+    # database is dropped; it is this app's pool, not the world's, so the world cannot wait.
+    raised, running = listeners.settle(10)
+    assert (raised, running) == ([], 0)
 
 
 def _deliver(app: App, kind: str, payload: dict[str, Any]) -> int:
