@@ -65,10 +65,20 @@ class WorkSpacesService(FleetOperations, SharingOperations):
     def handle(
         self, method: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        """Answer one HTTP request (after ``latency`` seconds). ``headers`` keys must be lower
+        """Answer one HTTP request, ``latency`` seconds after it came (as a far-away AWS would:
+        the time the simulator itself takes is part of it). ``headers`` keys must be lower
         case."""
-        if self.latency > 0:
-            time.sleep(self.latency)
+        began = time.monotonic()
+        try:
+            return self._answer(method, headers, body)
+        finally:
+            left = self.latency - (time.monotonic() - began)
+            if left > 0:
+                time.sleep(left)
+
+    def _answer(
+        self, method: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         is_form = "x-www-form-urlencoded" in headers.get("content-type", "")
         auth = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
         service = auth.group("service") if auth else ("sts" if is_form else "workspaces")

@@ -52,8 +52,9 @@ class WorkSpacesSimulator(WorkSpacesService):
     how long a rebuilt WorkSpace stays REBUILDING. ``image_limit``: images per account and
     region (the real default quota is 40). ``credential_seconds``: the most an AssumeRole
     credential lives. ``clock``: the time source for image and rebuild lifecycles (tests may
-    pass a fake one). ``seed``: makes generated IDs reproducible. ``latency``: seconds every
-    call waits before it is answered (0 by default), as a far-away AWS would. The attribute
+    pass a fake one). ``seed``: makes generated IDs reproducible. ``latency``: seconds after
+    which every call is answered, the simulator's own work included (0 by default), as a
+    far-away AWS would. The attribute
     ``page_size`` (25) is how many items a page of DescribeWorkspaceBundles and DescribeWorkspaces
     ConnectionStatus holds (and of DescribeWorkspaces and DescribeWorkspaceImagePermissions
     without a limit): lower it to make a test see several pages.
