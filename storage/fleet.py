@@ -3,9 +3,9 @@ row), the image rows it writes, and what a listing reads of them. Flush, never c
 caller's unit of work does.
 
 A fleet holds thousands of images, so the scan writes its rows as plain rows, 1,000 to an
-executemany, and a listing reads only the images with an update (as plain rows, not ORM objects),
-counts the rest in SQL and records their sightings in two statements: loading and flushing
-10,000 ORM objects cost seconds and tens of megabytes (wsimg bench)."""
+executemany, as AWS's pages come, and a listing reads only the images with an update (as plain
+rows, not ORM objects), counts the rest in SQL and records their sightings in two statements:
+loading and flushing 10,000 ORM objects cost seconds and tens of megabytes (wsimg bench)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, func, insert, literal, true, update
+from sqlalchemy import ColumnElement, Row, delete, func, literal, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -67,6 +67,35 @@ def claim_scan(*, session: Session, worker: str, now: datetime, stale_before: da
     return _rowcount(session.execute(statement)) == 1
 
 
+def stored_images(*, session: Session) -> dict[str, tuple[Any, ...]]:
+    """Every stored image's ``IMAGE_FIELDS``, by image key: what a scan compares its own
+    sightings with, to write only the images that changed."""
+    query = select(FLEET_IMAGE.c.image_key, *(FLEET_IMAGE.c[name] for name in IMAGE_FIELDS))
+    return {key: tuple(values) for key, *values in session.execute(query)}
+
+
+def store_images(
+    *, session: Session, worker: str, images: Sequence[FleetImage | Mapping[str, Any]]
+) -> bool:
+    """Store images the running scan has seen (inserted, or replacing the row of the same
+    image), only if ``worker`` still holds the claim; False, and nothing stored, if not.
+    ``images``: FleetImage objects, or plain rows of every FleetImage column (cheaper: a
+    SQLModel object costs about 0.2 ms and 2.4 KB to build, 10,000 of them seconds and 24 MB)."""
+    held = session.execute(select(FleetScan.running_by).where(col(FleetScan.id) == SCAN_ID))
+    if held.scalar_one_or_none() != worker:
+        return False
+    columns = [column.name for column in FLEET_IMAGE.columns]
+    statement = _insert(session, FleetImage)
+    statement = statement.on_conflict_do_update(
+        index_elements=["image_key"],
+        set_={name: statement.excluded[name] for name in columns if name != "image_key"},
+    )
+    for start in range(0, len(images), INSERT_CHUNK):
+        rows = [_plain(image, columns) for image in images[start : start + INSERT_CHUNK]]
+        session.execute(statement, rows)
+    return True
+
+
 def finish_scan(
     *,
     session: Session,
@@ -74,13 +103,10 @@ def finish_scan(
     started_at: datetime,
     finished_at: datetime,
     failures: list[str],
-    images: Sequence[FleetImage | Mapping[str, Any]],
-    scanned_targets: Sequence[tuple[str, str]],
+    gone: Sequence[str],
 ) -> bool:
-    """Store what the scan saw and free the claim, only if ``worker`` still holds it. The
-    rows of every (account, region) it read are replaced; those it could not read are kept.
-    ``images``: FleetImage objects, or plain rows of every FleetImage column (cheaper: a
-    SQLModel object costs about 0.2 ms and 2.4 KB to build, 10,000 of them seconds and 24 MB)."""
+    """End the scan that began at ``started_at`` and free the claim, only if ``worker`` still
+    holds it; ``gone``: the keys of the stored images it found no longer there."""
     statement = (
         update(FleetScan)
         .where(col(FleetScan.id) == SCAN_ID, col(FleetScan.running_by) == worker)
@@ -94,16 +120,9 @@ def finish_scan(
     )
     if _rowcount(session.execute(statement)) != 1:
         return False
-    for account_id, region in scanned_targets:
-        session.execute(
-            delete(FleetImage).where(
-                col(FleetImage.account_id) == account_id, col(FleetImage.region) == region
-            )
-        )
-    columns = [column.name for column in FLEET_IMAGE.columns]
-    for start in range(0, len(images), INSERT_CHUNK):
-        rows = [_plain(image, columns) for image in images[start : start + INSERT_CHUNK]]
-        session.execute(insert(FLEET_IMAGE), rows)
+    for start in range(0, len(gone), INSERT_CHUNK):
+        chunk = gone[start : start + INSERT_CHUNK]
+        session.execute(delete(FleetImage).where(col(FleetImage.image_key).in_(chunk)))
     return True
 
 

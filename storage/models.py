@@ -335,7 +335,7 @@ class HomeViewer(SQLModel, table=True):
 
 
 class FleetImage(SQLModel, table=True):
-    """One image as the last fleet scan saw it (upserted by each scan): what listings, digests
+    """One image as the last fleet scan saw it (upserted when it changed): what listings, digests
     and the Home tab read instead of asking AWS each time."""
 
     __tablename__ = "fleet_image"
@@ -352,6 +352,7 @@ class FleetImage(SQLModel, table=True):
     update_available: bool = False
     update_description: str | None = Field(default=None, max_length=512)
     created: datetime | None = None
+    # When the scan began that stored the image as it is (a scan rewrites only what changed).
     scanned_at: datetime = Field(default_factory=utcnow)
 
 

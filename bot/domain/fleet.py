@@ -14,6 +14,8 @@ being waited for.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 SCAN_LEASE = timedelta(minutes=10)  # a scan claimed longer ago than this: its process died
 WAIT_STEP_S = 0.05  # how often a request that joined a running scan looks whether it is done
 WAIT_MAX_S = 300.0
+WRITE_ROWS = 250  # images a scan stores at a time, as their pages come
 
 
 class ScanTimedOut(WsimgError):
@@ -148,56 +151,124 @@ def _relayed(progress: Watcher | None) -> Callable[[ScanProgress], None] | None:
 
 def _scan(services: Services, *, progress: Watcher | None = None) -> None:
     started = utcnow()
+    writer = _Writer(services, started)
     try:
-        found = services.gateway.list_images(progress=_relayed(progress))
+        found = services.gateway.list_images(progress=_relayed(progress), pages=writer.put)
         failed = {(f.target.account_id, f.target.region) for f in found.failures}
-        targets = [
-            (t.account_id, t.region)
-            for t in services.gateway.targets()
-            if (t.account_id, t.region) not in failed
-        ]
+        stored = writer.close()
     except BaseException:
+        writer.close(raising=False)
         with unit_of_work(services.engine) as session:
             store.release_scan(session=session, worker=WORKER_ID)
         raise
-    now = utcnow()
-    rows = [_row(image, now) for image in found.images]
-    with unit_of_work(services.engine) as session:
-        stored = store.finish_scan(
-            session=session,
-            worker=WORKER_ID,
-            started_at=started,
-            finished_at=now,
-            failures=[
-                f"{f.target.region} ({f.target.account_id}): {f.error.user_message}"
-                for f in found.failures
-            ],
-            images=rows,
-            scanned_targets=targets,
-        )
+    if stored:
+        with unit_of_work(services.engine) as session:
+            stored = store.finish_scan(
+                session=session,
+                worker=WORKER_ID,
+                started_at=started,
+                finished_at=utcnow(),
+                failures=[
+                    f"{f.target.region} ({f.target.account_id}): {f.error.user_message}"
+                    for f in found.failures
+                ],
+                gone=writer.gone(
+                    {(t.account_id, t.region) for t in services.gateway.targets()} - failed
+                ),
+            )
     if not stored:
         log.warning("a fleet scan outlived its claim (%s); another one replaced it", SCAN_LEASE)
 
 
-def _row(image: Image, now: datetime) -> FleetImage:
-    # model_construct, not FleetImage(...): the rows are only read, for one executemany
-    # (storage/fleet.py finish_scan), and SQLAlchemy's per-attribute instrumentation of a mapped
-    # instance cost 0.3 s of CPU for 2,500 rows, against 0.03 s (a session would refuse these
-    # rows outright: UnmappedInstanceError).
-    return FleetImage.model_construct(
-        image_key=f"{image.account_id}:{image.region}:{image.image_id}",
-        account_id=image.account_id,
-        region=image.region,
-        image_id=image.image_id,
-        name=image.name[:255],
-        description=(image.description or None) and image.description[:512],
-        state=image.state[:32],
-        platform=image.platform,
-        update_available=image.update_available,
-        update_description=(image.update_description or None) and image.update_description[:512],
-        created=image.created,
-        scanned_at=now,
-    )
+class _Writer:
+    """Stores the images a scan's threads hand it, page by page, in a thread of its own while
+    the scan waits for AWS's next pages, and only those that differ from what is stored: an
+    unchanged fleet is not written again every WSIMG_SCAN_SECONDS, and at the scan's end at
+    most its last ``WRITE_ROWS`` rows are left to write (2,500 rows written after the last
+    page took 0.13 s of CPU; 2,500 rows in transactions of 25, 0.3 s, which the scan's threads
+    wait for under the GIL; in transactions of 250, 0.12 s; wsimg bench)."""
+
+    def __init__(self, services: Services, started: datetime) -> None:
+        self._engine = services.engine
+        self._started = started
+        self._pages: queue.SimpleQueue[list[Image] | None] = queue.SimpleQueue()
+        self._stored = True  # the claim was still held at every write
+        self._error: BaseException | None = None
+        self._known: dict[str, tuple[object, ...]] = {}  # what was stored when the scan began
+        self._seen: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="wsimg-scan-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, page: list[Image]) -> None:
+        self._pages.put(page)
+
+    def close(self, *, raising: bool = True) -> bool:
+        """Wait for every page handed in to be stored: False if the claim was lost meanwhile
+        (what was left was not stored); a write that failed is raised here."""
+        self._pages.put(None)
+        self._thread.join()
+        if self._error is not None and raising:
+            raise self._error
+        return self._stored
+
+    def gone(self, targets: set[tuple[str, str]]) -> list[str]:
+        """After ``close()``: the images stored in ``targets`` (the account-regions the scan
+        read whole) that it did not see. Only the scan holding the claim writes images, so
+        what was stored when it began, and what it wrote, is all there is."""
+        return [
+            key
+            for key, (account_id, region, *_) in self._known.items()
+            if (account_id, region) in targets and key not in self._seen
+        ]
+
+    def _run(self) -> None:
+        try:  # while the scan's first calls are on their way
+            with session_scope(self._engine) as session:
+                self._known = known = store.stored_images(session=session)
+        except BaseException as exc:  # noqa: BLE001 (raised again by close(), in the scan's thread)
+            self._error = exc
+        batch: list[dict[str, object]] = []
+        while (page := self._pages.get()) is not None:
+            for image in page:
+                row = _row(image, self._started)
+                key = str(row["image_key"])
+                self._seen.add(key)
+                if known.get(key) != tuple(row[name] for name in store.IMAGE_FIELDS):
+                    batch.append(row)
+            if len(batch) >= WRITE_ROWS:
+                self._store(batch)
+                batch = []
+        self._store(batch)
+
+    def _store(self, rows: list[dict[str, object]]) -> None:
+        if not rows or not self._stored or self._error is not None:
+            return
+        try:
+            with unit_of_work(self._engine) as session:
+                self._stored = store.store_images(session=session, worker=WORKER_ID, images=rows)
+        except BaseException as exc:  # noqa: BLE001 (raised again by close(), in the scan's thread)
+            self._error = exc
+
+
+def _row(image: Image, started: datetime) -> dict[str, object]:
+    # A plain row, not a FleetImage: the rows are only read, for an executemany
+    # (storage/fleet.py store_images), and SQLAlchemy's per-attribute instrumentation of a mapped
+    # instance cost 0.3 s of CPU for 2,500 rows, against 0.03 s for model_construct, which a
+    # plain row also saves.
+    return {
+        "image_key": f"{image.account_id}:{image.region}:{image.image_id}",
+        "account_id": image.account_id,
+        "region": image.region,
+        "image_id": image.image_id,
+        "name": image.name[:255],
+        "description": (image.description or None) and image.description[:512],
+        "state": image.state[:32],
+        "platform": image.platform,
+        "update_available": image.update_available,
+        "update_description": (image.update_description or None) and image.update_description[:512],
+        "created": image.created,
+        "scanned_at": started,
+    }
 
 
 def _image(row: FleetImage) -> Image:
