@@ -319,13 +319,14 @@ def _services(settings: Settings, *, posts: bool = False):  # type: ignore[no-un
 
 def _serve(_args: argparse.Namespace) -> int:
     from bot.jobs.scheduler import build_scheduler
-    from bot.runtime import build_app, http_server
+    from bot.runtime import build_app, http_server, settle_heap
 
     settings = load_settings()
     require(settings.slack_bot_token, "SLACK_BOT_TOKEN")
     services = _services(settings)
     socket_mode = settings.slack_app_token is not None
     app = build_app(settings, services, socket_mode=socket_mode)
+    settle_heap(services)
     scheduler = build_scheduler(services) if settings.scheduler else None
     if scheduler is not None:
         scheduler.start()
@@ -357,11 +358,13 @@ def _serve(_args: argparse.Namespace) -> int:
 
 def _worker(_args: argparse.Namespace) -> int:
     from bot.jobs.scheduler import build_scheduler
+    from bot.runtime import settle_heap
 
     settings = load_settings()
     require(settings.slack_bot_token, "SLACK_BOT_TOKEN")  # it posts follow-ups and digests
     services = _services(settings, posts=True)
     scheduler = build_scheduler(services)
+    settle_heap(services)
     scheduler.start()
     log.info("scheduler running")
     _wait_for_signal()

@@ -293,6 +293,20 @@ class WorkSpacesGateway:
 
     # -- targets and clients -------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Load what the WorkSpaces clients are made of (botocore's service model, endpoint
+        rules, client class) now, without calling AWS or looking for credentials, rather than
+        in the first scan: a long-running process can then keep them out of its garbage
+        collections (bot/runtime.py ``settle_heap``)."""
+        with self._lock:
+            self._session.client(
+                "workspaces",
+                region_name=self.regions[0],
+                config=self._config,
+                aws_access_key_id="prepare-only",
+                aws_secret_access_key="prepare-only",  # noqa: S106 (no call is made with it)
+            )
+
     def base_account_id(self) -> str:
         """The account of the base credentials (STS GetCallerIdentity, asked once)."""
         with self._identity_lock:
