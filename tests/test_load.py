@@ -8,6 +8,7 @@ limits themselves are checked with a clock the test moves.
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -359,3 +360,34 @@ def test_a_full_listener_queue_runs_the_task_in_the_submitting_thread() -> None:
     finally:
         gate.set()
         executor.shutdown(wait=True)
+
+
+def test_the_listener_pool_shuts_down_cancelling_what_waits_and_refuses_more() -> None:
+    gate = threading.Event()
+    executor = BoundedExecutor(1, max_queued=2, thread_name_prefix="pool")
+    running = executor.submit(gate.wait, 10)
+    waiting = executor.submit(lambda: "never")
+    deadline = time.monotonic() + 10
+    while not running.running() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the one thread has taken the first task
+    threads = [t for t in threading.enumerate() if t.name.startswith("pool_")]
+    executor.shutdown(wait=False, cancel_futures=True)  # the one thread is busy: it waits
+    assert waiting.cancelled()
+    gate.set()
+    assert running.result(10) is True
+    for thread in threads:
+        thread.join(10)
+    assert threads and not any(t.is_alive() for t in threads)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.submit(lambda: None)
+
+
+def test_a_dropped_listener_pool_lets_its_threads_go() -> None:
+    executor = BoundedExecutor(2, max_queued=0, thread_name_prefix="dropped")
+    assert executor.submit(lambda: 1).result(10) == 1
+    threads = [t for t in threading.enumerate() if t.name.startswith("dropped_")]
+    del executor
+    gc.collect()
+    for thread in threads:
+        thread.join(10)
+    assert len(threads) == 2 and not any(t.is_alive() for t in threads)
