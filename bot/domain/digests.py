@@ -277,15 +277,11 @@ def build_digest(
             return True
         return False
 
-    listing = listings.make_listing(
+    listing, offers = listings.make_listing(
         services, kind="digest", user_id=user_id, channel_id=channel_id, skip=skip
     )
     with session_scope(services.engine) as session:
-        entries = listings.entries_for(
-            session=session,
-            offers=crud.offers_of_listing(session=session, listing_id=listing.id),
-            channel_id=channel_id,
-        )
+        entries = listings.entries_for(session=session, offers=offers, channel_id=channel_id)
     limit = timedelta(days=OVERDUE_DAYS)
     now = utcnow()
     overdue = [e for e in entries if e.first_seen and now - e.first_seen > limit]

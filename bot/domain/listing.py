@@ -134,7 +134,7 @@ def list_updates(
     one line per account and region (``groups``), each opening that group's pages."""
     filters = filters or Filters(region=region, refresh=refresh)
     check_region(services, filters.region)
-    listing, offers = _make_listing(
+    listing, offers = make_listing(
         services,
         kind="updates",
         user_id=user_id,
@@ -222,43 +222,16 @@ def make_listing(
     max_age: timedelta | None = None,
     apart: bool = False,
     filters: str = "",
-) -> Listing:
+) -> tuple[Listing, list[Offer]]:
     """Read the fleet scan (bot/domain/fleet.py; scanned again when older than ``max_age``,
     default WSIMG_SCAN_SECONDS), remember what it showed (offers, first sightings), return the
-    stored listing. With ``apart``, a listing over one page starts each account and region on
-    a page of its own.
+    stored listing and its offers in listing order (built from the rows written, without their
+    database ``id``, rather than read back: a sixth of a summary's time at 750 offers). With
+    ``apart``, a listing over one page starts each account and region on a page of its own.
 
     Only the images with an update are read, as plain rows, and the offers are written as
     plain rows too (storage/fleet.py, storage/listings.py): at 10 regions x 250 images the ORM
     objects of the whole snapshot and of 750 offers took most of a listing's half second."""
-    return _make_listing(
-        services,
-        kind=kind,
-        user_id=user_id,
-        channel_id=channel_id,
-        region=region,
-        skip=skip,
-        max_age=max_age,
-        apart=apart,
-        filters=filters,
-    )[0]
-
-
-def _make_listing(
-    services: Services,
-    *,
-    kind: str,
-    user_id: str,
-    channel_id: str | None,
-    region: str | None,
-    skip: Callable[[Image], bool],
-    max_age: timedelta | None,
-    apart: bool,
-    filters: str,
-) -> tuple[Listing, list[Offer]]:
-    """``make_listing``, and the offers it stored, in listing order: built from the rows
-    written (``model_construct``: as they are, without their database ``id``) rather than
-    read back, which took a sixth of a summary's time at 750 offers."""
     if max_age is None:
         max_age = timedelta(seconds=services.settings.scan_seconds)
     fleet.fresh(services, max_age=max_age)
