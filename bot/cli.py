@@ -20,6 +20,8 @@ from bot.errors import ConfigError, WsimgError
 from storage.db import DatabaseError
 
 if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
     from bot.aws.gateway import ScanProgress
 
 log = logging.getLogger("wsimg")
@@ -352,7 +354,7 @@ def _serve(_args: argparse.Namespace) -> int:
             server.run()
     finally:
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            _stop_scheduler(scheduler)
     return 0
 
 
@@ -368,8 +370,18 @@ def _worker(_args: argparse.Namespace) -> int:
     scheduler.start()
     log.info("scheduler running")
     _wait_for_signal()
-    scheduler.shutdown(wait=False)
+    _stop_scheduler(scheduler)
     return 0
+
+
+def _stop_scheduler(scheduler: BaseScheduler) -> None:
+    """Start no more jobs, and let the ones running finish before the process exits. A job
+    cut off at exit (its new worker threads refused once the interpreter shuts down) leaves
+    what it claimed half done: a digest slot claimed and never posted is a lost digest. A
+    platform that will not wait (SIGKILL) is what the claims and their takeovers are for."""
+    log.info("stopping: letting running jobs finish")
+    scheduler.shutdown(wait=True)
+    log.info("stopped")
 
 
 def _wait_for_signal() -> None:

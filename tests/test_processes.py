@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -378,3 +379,50 @@ def _minutes_between(after: datetime, until: datetime) -> list[datetime]:
         found.append(minute)
         minute += timedelta(minutes=1)
     return found
+
+
+CHANNELS_STOPPING = ("C0STOPPING1", "C0STOPPING2")
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_a_process_told_to_stop_while_posting_a_digest_finishes_the_post_first(
+    fake_world: tuple[WorkSpacesSimulator, SlackWebAPI, dict[str, str]],
+    tmp_path: Path,
+    command: str,
+) -> None:
+    """SIGTERM (a deploy, a restart) comes while a digest slot is claimed and its post is still
+    reading the fleet from AWS, with another channel's digest due next in the same run. The
+    process finishes the run (both posts, each recorded), then exits 0: no slot is left
+    claimed, which would lose that digest (a claimed slot is never posted again, lest it go
+    out twice)."""
+    simulator, slack, env = fake_world
+    simulator.add_image(region="us-east-1", name="Win-Stop-Me")
+    url = env["DATABASE_URL"]
+    env = {**env, "LOG_LEVEL": "DEBUG"}  # DEBUG: it logs each run of its digest job
+    process = WsimgProcess(command, env, tmp_path / f"{command}.log").start().wait_ready()
+    try:
+        held = simulator.hold("DescribeWorkspaceImages")
+        for channel in CHANNELS_STOPPING:
+            _subscription_made_ago(url, channel)
+        assert held.wait_until_blocked(timeout=WITHIN), process.log.read_text()
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: "stopping:" in process.log.read_text(),
+            "the process to take the signal",
+            timeout=WITHIN,
+        )
+        held.release()
+        code = process.proc.wait(timeout=WITHIN)
+    finally:
+        held.release()
+        process.stop()
+    log_text = process.log.read_text()
+    assert code == 0, log_text
+    for channel in CHANNELS_STOPPING:
+        [slots] = [slots for s, slots in _slots(url) if s.channel_id == channel]
+        assert slots, log_text
+        assert [slot.state for slot in slots][-1] == "posted", (slots, log_text)
+        posts = [c for c in slack.calls_to("chat.postMessage") if c.args["channel"] == channel]
+        assert len(posts) == 1, log_text
+    assert "Traceback" not in log_text, log_text

@@ -436,6 +436,13 @@ def _run_subscription(
         _finish(services, subscription, key, "failed", 0, detail[:1024])
         report.failed.append(key)
         return
+    except Exception as exc:
+        # Not left claimed: a claimed slot is never posted again, so it would read as in
+        # progress forever. Recorded as failed with what went wrong; the traceback goes to
+        # the log by the scheduler, which this re-raises to.
+        detail = f"unexpected {type(exc).__name__}: see the process log"
+        _finish(services, subscription, key, "failed", 0, detail)
+        raise
     _finish(services, subscription, key, "posted", sent, None)
     report.posted.append(key)
 

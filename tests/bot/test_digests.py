@@ -401,3 +401,48 @@ def test_the_shortest_gap_sees_a_leap_day_and_dst() -> None:
     dst = Schedule("30 2,3 * * *", BERLIN)
     gap, _ = shortest_gap(dst, start=_utc(2026, 3, 27), below=60, horizon=timedelta(days=5))
     assert gap == timedelta(hours=1)
+
+
+def test_a_digest_that_fails_unexpectedly_is_recorded_failed_not_left_claimed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault that is not an AWS or Slack error (the interpreter shutting down under the
+    scan, a bug) still ends the slot: it is recorded failed with the error's type, and the
+    error goes on to the scheduler, which logs it with its traceback."""
+    world.simulator.add_image(region="us-east-1", name="Win-Fault")
+    _subscribe(world, "subscribe 09:00 UTC")
+    _backdate(world, "C0DIGEST", _utc(2026, 11, 20, 8, 30))
+
+    def fault(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(world.services.gateway, "list_images", fault)
+    with pytest.raises(RuntimeError):
+        run_due(world.services, now=_utc(2026, 11, 20, 9, 0, 10))
+
+    with session_scope(world.services.engine) as session:
+        [slot] = session.exec(select(DigestSlot)).all()
+    assert slot.state == "failed"
+    assert slot.detail == "unexpected RuntimeError: see the process log"
+    assert digest_posts(world) == []
+
+
+def test_a_slot_claimed_by_a_process_killed_while_posting_is_not_posted_again(
+    world: World,
+) -> None:
+    """At most once: a slot left claimed (its process killed mid-post, so the post may have
+    gone out) is never posted by another process; the next slot is."""
+    world.simulator.add_image(region="us-east-1", name="Win-Killed")
+    _subscribe(world, "subscribe 09:00 UTC")
+    _backdate(world, "C0DIGEST", _utc(2026, 11, 20, 8, 30))
+    with session_scope(world.services.engine) as session:
+        [subscription] = session.exec(select(Subscription)).all()
+    nine = _utc(2026, 11, 20, 9, 0)
+    assert digests._claim(world.services, subscription, nine, "claimed", "killed", None)
+
+    after = run_due(world.services, now=nine + timedelta(seconds=30), worker_id="heir")
+    next_day = run_due(world.services, now=nine + timedelta(days=1, seconds=30))
+
+    assert after.posted == [] and after.skipped == []
+    assert next_day.posted == ["2026-11-21T09:00:00"]
+    assert len(digest_posts(world)) == 1
