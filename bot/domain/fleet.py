@@ -3,7 +3,8 @@ scan saw (the ``fleet_image`` rows) instead of asking AWS each time; a scan runs
 was seen is older than the asker accepts (WSIMG_SCAN_SECONDS by default, nothing for
 `/wsimg updates refresh`), on the scheduler's tick, and never twice at once: concurrent
 requests for a scan, in any thread of any process, share the one running (a compare-and-set
-on the scan's row is the claim; the others wait for it to finish). A click still re-checks
+on the scan's row is the claim; the others wait for it to finish: in each process one thread
+looks at the row, the rest wait for that thread). A click still re-checks
 its image live (bot/domain/approval.py).
 
 Whoever waits for a scan may watch it: ``progress`` is told how many account-region targets
@@ -17,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -101,19 +103,94 @@ def snapshot(
     return Snapshot(images=[_image(r) for r in rows], failures=failures, scanned_at=row.started_at)
 
 
+class _Flight:
+    """The threads of one process (one ``Services``) that want a scan: one at a time looks at
+    the scan's row, and runs or waits for the scan; the others wait for it here, without
+    asking the database (250 listings waiting on a cold scan, each looking every 50 ms, held
+    the GIL for a sixth of the scan's time; wsimg bench). ``done`` counts the scans seen to
+    finish, so that a thread that came while one was run or waited for returns when it is."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.busy = False  # a thread runs a scan, waits for another process's, or looks
+        self.done = 0
+
+    def board(self, *, deadline: float, progress: Watcher | None) -> bool:
+        """False: this thread is now the one that looks (``land`` after); True: it came
+        while another looked, and the scan that one ran or waited for has finished."""
+        joined: int | None = None
+        while True:
+            with self.cond:
+                if joined is not None and self.done > joined:
+                    return True
+                if not self.busy:
+                    self.busy = True
+                    return False
+                if joined is None:
+                    joined = self.done
+                self.cond.wait(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                waiting = self.busy and self.done == joined
+            if waiting and time.monotonic() >= deadline:
+                raise ScanTimedOut()
+            if waiting and progress is not None:
+                progress(Progress(joined=True))  # outside the lock: it may post to Slack
+
+    def land(self, *, finished: bool) -> None:
+        with self.cond:
+            self.busy = False
+            self.done += finished
+            self.cond.notify_all()
+
+
+_flights: dict[int, _Flight] = {}
+_flights_lock = threading.Lock()
+
+
+def _flight(services: Services) -> _Flight:
+    key = id(services)
+    with _flights_lock:
+        found = _flights.get(key)
+        if found is None:
+            found = _flights[key] = _Flight()
+            weakref.finalize(services, _flights.pop, key, None)
+        return found
+
+
 def fresh(services: Services, *, max_age: timedelta, progress: Watcher | None = None) -> None:
     """Make sure a scan begun at most ``max_age`` before now has finished (joining one that
-    runs, or running one). ``progress`` (default: the ``watching`` block's) hears how the scan
-    goes; nothing when none is needed."""
+    runs, here or in another process, or running one). ``progress`` (default: the
+    ``watching`` block's) hears how the scan goes; nothing when none is needed."""
     progress = progress or _watcher.get()
     asked = utcnow()
     deadline = time.monotonic() + WAIT_MAX_S
+    flight = _flight(services)
+    if flight.board(deadline=deadline, progress=progress):
+        return
+    finished = False
+    try:
+        finished = _fresh(
+            services, asked=asked, max_age=max_age, deadline=deadline, progress=progress
+        )
+    finally:
+        flight.land(finished=finished)
+
+
+def _fresh(
+    services: Services,
+    *,
+    asked: datetime,
+    max_age: timedelta,
+    deadline: float,
+    progress: Watcher | None,
+) -> bool:
+    """``fresh`` for the thread holding its process's flight: True when a scan was seen to
+    finish (run here, or joined), False when the last one was recent enough."""
     joined: datetime | None = None
     while time.monotonic() < deadline:
         with unit_of_work(services.engine) as session:
             row = store.scan_row(session=session)
         if joined is not None and row.finished_at is not None and row.finished_at >= joined:
-            return  # the scan we joined has finished
+            return True  # the scan we joined has finished
         if row.running_by is None or (
             row.running_since is not None and row.running_since < utcnow() - SCAN_LEASE
         ):
@@ -123,7 +200,7 @@ def fresh(services: Services, *, max_age: timedelta, progress: Watcher | None = 
                 and row.finished_at is not None
                 and asked - row.started_at <= max_age
             ):
-                return  # seen recently enough
+                return False  # seen recently enough
             with unit_of_work(services.engine) as session:
                 won = store.claim_scan(
                     session=session,
@@ -133,7 +210,7 @@ def fresh(services: Services, *, max_age: timedelta, progress: Watcher | None = 
                 )
             if won:
                 _scan(services, progress=progress)
-                return
+                return True
         elif joined is None:
             joined = row.running_since
         if joined is not None and progress is not None:

@@ -7,15 +7,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.config import Settings
+from bot.domain import fleet
 from bot.fakes.slack import SlackWebAPI, find_buttons
 from bot.fakes.workspaces import WorkSpacesSimulator
 from bot.jobs.scheduler import scan_job
 from bot.runtime import build_services
+from storage import fleet as store
+from storage.db import unit_of_work
+from storage.models import utcnow
 from tests.conftest import APPROVER, World, running_world
 
 DESCRIBE = "DescribeWorkspaceImages"
@@ -109,3 +115,95 @@ def test_the_scheduler_tick_scans_once_for_every_process(kept: World) -> None:
         assert sim.count(DESCRIBE) == scanned
     finally:
         other.engine.dispose()
+
+
+class _Queries:
+    """Which threads send SQL to the engine while the block runs."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.threads: set[int] = set()
+        self.count = 0
+
+    def _seen(self, *_args: Any) -> None:
+        self.threads.add(threading.get_ident())
+        self.count += 1
+
+    def __enter__(self) -> _Queries:
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+def _fresh_in_threads(world: World, count: int) -> tuple[list[threading.Thread], list[object]]:
+    ended: list[object] = []
+
+    def one() -> None:
+        try:
+            fleet.fresh(world.services, max_age=timedelta(0))
+            ended.append("fresh")
+        except BaseException as exc:  # noqa: BLE001 (shown by the assertion)
+            ended.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, ended
+
+
+def test_threads_waiting_for_a_scan_run_here_do_not_ask_the_database_meanwhile(
+    world: World,
+) -> None:
+    """Eight refreshes at once in one process: one scan, and while it waits for AWS nobody
+    looks at the database (each waiter looked every 50 ms before). All eight end with it."""
+    sim = world.simulator
+    sim.add_image(region="us-east-1", name="Win-Waited")
+    fleet.fresh(world.services, max_age=timedelta(0))
+    one_scan = sim.count(DESCRIBE)
+    sim.clear_calls()
+    hold = sim.hold(DESCRIBE)
+    threads, ended = _fresh_in_threads(world, 8)
+    assert hold.wait_until_blocked()
+    with _Queries(world.services.engine) as queries:
+        time.sleep(0.5)  # ten looks per waiter, had they polled
+    hold.release()
+    for thread in threads:
+        thread.join(30)
+
+    assert queries.count == 0, queries.count
+    assert ended == ["fresh"] * 8
+    assert sim.count(DESCRIBE) == one_scan
+
+
+def test_while_another_process_scans_one_thread_here_looks_for_its_end(world: World) -> None:
+    """Another process holds the scan: of eight threads here that want it, one looks at the
+    scan's row; when that scan ends, all eight return without scanning themselves."""
+    sim = world.simulator
+    sim.add_image(region="us-east-1", name="Win-Elsewhere")
+    started = utcnow()
+    with unit_of_work(world.services.engine) as session:
+        store.scan_row(session=session)
+    with unit_of_work(world.services.engine) as session:
+        assert store.claim_scan(
+            session=session, worker="another-process", now=started, stale_before=started
+        )
+    threads, ended = _fresh_in_threads(world, 8)
+    with _Queries(world.services.engine) as queries:
+        time.sleep(0.5)
+    with unit_of_work(world.services.engine) as session:
+        assert store.finish_scan(
+            session=session,
+            worker="another-process",
+            started_at=started,
+            finished_at=utcnow(),
+            failures=[],
+            gone=[],
+        )
+    for thread in threads:
+        thread.join(30)
+
+    assert queries.count > 0 and len(queries.threads) == 1, queries.threads
+    assert ended == ["fresh"] * 8
+    assert sim.count(DESCRIBE) == 0
