@@ -106,6 +106,7 @@ def run_demo() -> int:
             scheduler.shutdown(wait=True)
             play.roll_out()
             batch = play.approve_all()
+            play.digest_and_home()
             play.trust_boundaries()
         finally:
             if scheduler.running:
@@ -123,8 +124,9 @@ def run_demo() -> int:
             f"connected and went in a later wave once {connected} had disconnected), the image "
             "shared like the source, the source retired. Then alice approved every update "
             f"in {REGIONS[1]} with one click: {batch} images, built {MAX_CONCURRENT} at a time "
-            "(WSIMG_MAX_CONCURRENT_UPDATES), the others queued until a build finished. Then bob, "
-            "who is no approver, asked from #random.\n"
+            "(WSIMG_MAX_CONCURRENT_UPDATES), the others queued until a build finished. She "
+            "posted the channel's digest and opened wsimg's Home tab: both read the shared fleet "
+            "scan and say how old it is. Then bob, who is no approver, asked from #random.\n"
         )
         print(render_transcript(slack))
         print(NEXT_STEPS, end="")
@@ -228,6 +230,16 @@ class _Play:
             self.simulator.complete_pending()
             followups.run(self.services)
         return count
+
+    def digest_and_home(self) -> None:
+        """alice posts #it-ops's digest now, then opens wsimg's Home tab."""
+        asked = self.user.command("digest", user_id=ALICE, channel_id=CHANNEL)
+        self.slack.wait_for_response(asked.response_url, timeout=TIMEOUT)
+        _settled_within(self.listeners, TIMEOUT)
+        opened = self.user.open_home(user_id=ALICE)
+        if opened.status != 200:
+            raise RuntimeError(f"opening the Home tab answered {opened.status}")
+        _settled_within(self.listeners, TIMEOUT)
 
     def trust_boundaries(self) -> None:
         """What #it-ops did stays in #it-ops, and digests are not for anyone."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, func, literal, true, update
+from sqlalchemy import ColumnElement, Row, delete, distinct, func, literal, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -167,6 +167,15 @@ def updates(*, session: Session, region: str | None = None) -> Sequence[Row[Any]
         )
     )
     return session.execute(query).all()
+
+
+def update_totals(*, session: Session) -> tuple[int, int]:
+    """How many stored images have an update available, and in how many regions."""
+    query = select(func.count(), func.count(distinct(col(FleetImage.region)))).where(
+        col(FleetImage.update_available).is_(True)
+    )
+    images, regions = session.execute(query).one()
+    return int(images), int(regions)
 
 
 def image_counts(*, session: Session, region: str | None = None) -> dict[str, int]:

@@ -84,6 +84,17 @@ def test_demo_prints_the_listing_the_approval_the_follow_up_and_the_rollout() ->
     assert f"+ {count} AVAILABLE" in bulk, out
     assert bulk.count("↳ reply in thread") >= count, out
 
+    # Then the channel's digest and alice's Home tab, each saying how old the scan it shows is.
+    digest = bulk.partition("> alice in #it-ops: /wsimg digest")[2]
+    assert ":calendar: WorkSpaces image digest" in digest, out
+    assert re.search(r"digest — .*\n\s+As AWS showed it just now \(\d\d:\d\d UTC\)", digest), out
+    home = digest.partition("> alice opened wsimg's Home tab")[2]
+    assert re.search(
+        r"Fleet · \d+ images have a WorkSpaces update available in 2 regions, as AWS showed "
+        r"it just now",
+        home,
+    ), out
+
 
 def test_updates_prints_the_listing_and_json(tmp_path: Path) -> None:
     with WorkSpacesSimulator() as simulator:

@@ -1,6 +1,7 @@
-"""What a person's Home tab shows: the update requests waiting for a decision, the images
-being built, the rollouts rebuilding WorkSpaces (with their progress) and the last ten
-finished requests. It is shown when they open the tab and redrawn when something it shows
+"""What a person's Home tab shows: how many images the last fleet scan saw with an update (and
+when; read, never scanned for), the update requests waiting for a decision, the images being
+built, the rollouts rebuilding WorkSpaces (with their progress) and the last ten finished
+requests. It is shown when they open the tab and redrawn when something it shows
 changes: a rollout's progress (bot/domain/waves.py ``publish``), a request asked for, decided,
 built or expired (handlers/actions.py, the poll job), for everyone who opened theirs lately.
 
@@ -23,10 +24,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlmodel import Session
+
 from bot.domain.context import Services
-from bot.domain.ports import Home, HomeRollout
+from bot.domain.ports import FleetGlance, Home, HomeRollout
 from bot.domain.rollout import progress
 from storage import crud
+from storage import fleet as fleet_store
 from storage import rollouts as store
 from storage.db import session_scope, unit_of_work
 from storage.models import (
@@ -62,6 +66,7 @@ def of(services: Services, *, user_id: str, notice: str | None = None) -> Home:
             request = crud.get_request(session=session, request_id=rollout.id)
             if request is not None and (everything or request.requested_by == user_id):
                 live.append((rollout, request))
+        fleet = _glance(session)
     finished = [r for r in recent if r.state in TERMINAL][:FINISHED_SHOWN]
     finished.sort(key=lambda r: r.completed_at or r.updated_at, reverse=True)
     return Home(
@@ -82,7 +87,17 @@ def of(services: Services, *, user_id: str, notice: str | None = None) -> Home:
         finished=finished,
         as_of=as_of,
         notice=notice,
+        fleet=fleet,
     )
+
+
+def _glance(session: Session) -> FleetGlance:
+    """The fleet as the last scan saw it: read, never scanned for (a Home is drawn for up to
+    VIEWERS_MAX people at each change). Everyone may see it, as anyone may `/wsimg updates`."""
+    scan = fleet_store.scan_row(session=session)
+    updates, regions = fleet_store.update_totals(session=session)
+    scanned_at = scan.started_at if scan.finished_at is not None else None
+    return FleetGlance(updates=updates, regions=regions, scanned_at=scanned_at)
 
 
 def show(services: Services, *, user_id: str, notice: str | None = None) -> bool:

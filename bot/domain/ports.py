@@ -37,6 +37,15 @@ class HomeRollout:
 
 
 @dataclass(frozen=True)
+class FleetGlance:
+    """The fleet as the last scan saw it, at a glance (a Home tab's first lines)."""
+
+    updates: int  # images with an update available
+    regions: int  # the regions they are in
+    scanned_at: datetime | None  # when the last finished scan began; None: none has finished
+
+
+@dataclass(frozen=True)
 class Home:
     """What one person's Home tab shows; bot/domain/home.py decides what they may see."""
 
@@ -48,6 +57,7 @@ class Home:
     finished: list[UpdateRequest]  # the last few, newest first
     as_of: datetime  # when it was read: an older Home is never shown over a newer one
     notice: str | None = None  # the answer to a click on the Home tab, as Slack mrkdwn
+    fleet: FleetGlance | None = None  # read from the last scan; None: not read
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from bot.slack.listing_view import (
     entry_blocks,
     failures_block,
     group_line,
+    scan_age,
+    scanned_text,
     waited,
 )
 from storage.models import State, utcnow
@@ -51,9 +53,12 @@ def digest(report: Digest) -> list[Message]:
     if page.total_images == 0:
         if report.quiet:
             return []
-        text = ":white_check_mark: No WorkSpaces image needs an update today."
+        text = ":white_check_mark: No WorkSpaces image needs an update today"
         if report.snoozed:
             text += f" ({report.snoozed} snoozed update{'s' if report.snoozed != 1 else ''})"
+        text += "."
+        if page.listing.scanned_at is not None:
+            text += f" As AWS showed it {scan_age(page.listing.scanned_at)}."
         return [text_message(text)]
     counted = count_text(page.total_images, page.total_regions)
     head = f":calendar: *WorkSpaces image digest* — {counted}"
@@ -62,6 +67,8 @@ def digest(report: Digest) -> list[Message]:
     top: list[Block] = [section(head)]
     if report.overdue:
         top.append(section(_overdue(report)))
+    if page.listing.scanned_at is not None:
+        top.append(context(scanned_text(page.listing.scanned_at, button=False)))
     if page.failures:
         top.append(failures_block(page.failures))
     if page.pages == 1:

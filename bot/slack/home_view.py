@@ -1,6 +1,7 @@
-"""Block Kit for the Home tab (bot/domain/home.py decides what it holds): the requests waiting
-for a decision, the images being built, the rollouts with their progress and their Pause or
-Resume button, and the last finished requests.
+"""Block Kit for the Home tab (bot/domain/home.py decides what it holds): how many images the
+last fleet scan saw with an update and how long ago, the requests waiting for a decision, the
+images being built, the rollouts with their progress and their Pause or Resume button, and the
+last finished requests.
 
 A view holds at most 100 blocks and a section 3000 characters: each list shows its first
 ``MAX_LISTED`` entries and says how many more there are and where to see them, never a list
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from bot.domain.ports import Home, HomeRollout
+from bot.domain.ports import FleetGlance, Home, HomeRollout
 from bot.slack.blocks import (
     SECTION_TEXT,
     STATE_ICONS,
@@ -24,6 +25,7 @@ from bot.slack.blocks import (
     when_text,
 )
 from bot.slack.ids import Action, action_id
+from bot.slack.listing_view import count_text, scan_age
 from bot.slack.rollout_view import _shown
 from storage.models import RolloutState, State, UpdateRequest
 
@@ -51,12 +53,30 @@ def home(shown: Home) -> Block:
     ]
     if shown.notice:
         blocks.append(section(shown.notice))
+    if shown.fleet is not None:
+        blocks.append(section(_fleet_text(shown.fleet)))
     more = _more_text(shown)
     blocks += _listed("Waiting for a decision", shown.waiting, _waiting_line, more)
     blocks += _listed("Building", shown.building, _building_line, more)
     blocks += _rollouts(shown.rollouts, more)
     blocks += _listed("Finished lately", shown.finished, _finished_line, more)
     return {"type": "home", "blocks": blocks}
+
+
+def _fleet_text(fleet: FleetGlance) -> str:
+    if fleet.scanned_at is None:
+        return (
+            "*Fleet* · not scanned yet: `/wsimg updates` asks AWS and lists the images with "
+            "an update."
+        )
+    if fleet.updates == 0:
+        found = "No image has a WorkSpaces update available"
+    else:
+        found = count_text(fleet.updates, fleet.regions)
+    return (
+        f"*Fleet* · {found}, as AWS showed it {scan_age(fleet.scanned_at)}. "
+        "`/wsimg updates` lists them; `/wsimg updates refresh` asks AWS again."
+    )
 
 
 def _more_text(shown: Home) -> Callable[[int], str]:

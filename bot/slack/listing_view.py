@@ -132,11 +132,10 @@ def group_line(group: GroupSummary) -> Block:
 def _scanned(page: ListingPage) -> Block:
     """How old the scan is; on a listing `/wsimg updates` answered, with its Refresh."""
     assert page.listing.scanned_at is not None
-    text = scanned_text(page.listing.scanned_at)
     if page.listing.kind != "updates" or not page.entries:
-        return context(text)
+        return context(scanned_text(page.listing.scanned_at, button=False))
     return section(
-        text,
+        scanned_text(page.listing.scanned_at),
         {
             "type": "button",
             "action_id": action_id(Action.REFRESH, 0),
@@ -146,8 +145,9 @@ def _scanned(page: ListingPage) -> Block:
     )
 
 
-def scanned_text(scanned_at: datetime, now: datetime | None = None) -> str:
-    """How old the fleet scan a listing shows is, and how to see it fresh."""
+def scan_age(scanned_at: datetime, now: datetime | None = None) -> str:
+    """When the fleet scan something shows began: "just now (08:25 UTC)", "12 min ago (…)",
+    "3 h ago (…)"."""
     age = max((now or datetime.now(UTC)) - scanned_at, timedelta(0))
     minutes = int(age.total_seconds() // 60)
     when = (
@@ -157,9 +157,16 @@ def scanned_text(scanned_at: datetime, now: datetime | None = None) -> str:
         if minutes < 120
         else f"{minutes // 60} h ago"
     )
+    return f"{when} ({scanned_at:%H:%M} UTC)"
+
+
+def scanned_text(scanned_at: datetime, now: datetime | None = None, *, button: bool = True) -> str:
+    """How old the fleet scan a listing or digest shows is, and how to see it fresh (with a
+    *Refresh* button only where there is one)."""
+    again = "*Refresh* (or `/wsimg updates refresh`)" if button else "`/wsimg updates refresh`"
     return (
-        f"As AWS showed it {when} ({scanned_at:%H:%M} UTC); *Refresh* (or `/wsimg updates "
-        "refresh`) asks again. Each click checks its image live."
+        f"As AWS showed it {scan_age(scanned_at, now)}; {again} asks again. Each click checks "
+        "its image live."
     )
 
 

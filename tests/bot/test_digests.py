@@ -218,7 +218,8 @@ def test_the_digest_marks_long_waits_at_the_top_and_in_flight_updates_as_such(
 def test_a_digest_with_nothing_to_do_is_one_line_or_nothing_when_quiet(world: World) -> None:
     world.simulator.add_image(region="us-east-1", name="Win-Fine", update_available=False)
     assert digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER) == 1
-    assert "No WorkSpaces image needs an update" in str(digest_posts(world)[0].args)
+    said = str(digest_posts(world)[0].args)
+    assert "No WorkSpaces image needs an update today. As AWS showed it just now (" in said
     quiet = digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER, quiet=True)
     assert quiet == 0 and len(digest_posts(world)) == 1
 
@@ -446,3 +447,18 @@ def test_a_slot_claimed_by_a_process_killed_while_posting_is_not_posted_again(
     assert after.posted == [] and after.skipped == []
     assert next_day.posted == ["2026-11-21T09:00:00"]
     assert len(digest_posts(world)) == 1
+
+
+def test_a_digest_says_how_old_the_scan_it_shows_is(world: World) -> None:
+    """Digests read the shared scan, as listings do, and say when AWS showed it: with
+    something to do, under the heading; with nothing, on its one line. No Refresh button is
+    promised (a digest has none); the command that asks again is named."""
+    world.simulator.add_image(region="us-east-1", name="Win-Aged")
+    digests.post_digest(world.services, channel_id="C0DIGEST", user_id=APPROVER)
+
+    [busy] = digest_posts(world, "C0DIGEST")
+    text = blocks_to_text(busy.args["blocks"])
+    assert "As AWS showed it just now (" in text
+    assert "/wsimg updates refresh` asks again" in text and "*Refresh*" not in text
+    assert text.index("WorkSpaces image digest") < text.index("As AWS showed it")
+    assert world.simulator.count("DescribeWorkspaceImages") > 0

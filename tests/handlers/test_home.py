@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.domain.ports import Home, HomeRollout
+from bot.domain.ports import FleetGlance, Home, HomeRollout
 from bot.fakes.slack import Message, SlackUser, find_buttons, validate_home_view
 from bot.jobs import rollouts
 from bot.jobs.scheduler import poll_job
@@ -23,8 +23,9 @@ from bot.runtime import build_services
 from bot.slack import home_view
 from bot.slack.inbound import Malformed, check, check_body
 from bot.slack.render import blocks_to_text
+from storage import fleet as fleet_store
 from storage import rollouts as store
-from storage.db import session_scope
+from storage.db import session_scope, unit_of_work
 from storage.models import Rollout, State, UpdateRequest, utcnow
 from tests.conftest import APPROVER, GROUP_MEMBER, OUTSIDER, SIGNING_SECRET, World
 
@@ -374,6 +375,7 @@ def test_a_home_of_a_large_fleet_stays_within_slacks_limits_and_says_what_it_lef
         finished=[_request(n, State.error) for n in range(10)],
         as_of=utcnow(),
         notice=":warning: something to say first",
+        fleet=FleetGlance(updates=9_999, regions=33, scanned_at=utcnow() - timedelta(hours=5)),
     )
 
     view = home_view.home(home)
@@ -382,6 +384,9 @@ def test_a_home_of_a_large_fleet_stays_within_slacks_limits_and_says_what_it_lef
     text, raw = _text(view), json.dumps(view)
     assert text.startswith("WorkSpaces image updates")
     assert "something to say first" in text
+    assert (
+        "9999 images have a WorkSpaces update available in 33 regions, as AWS showed it 5 h" in text
+    )
     assert text.count("…and 45 more: /wsimg status all lists every one.") == 2  # 60 each
     assert "…and 25 more" in text  # of 40 rollouts
     assert len(find_buttons(view["blocks"])) == 15  # a Resume for each rollout shown
@@ -441,3 +446,34 @@ def test_a_home_click_needs_no_response_url_and_any_other_click_still_does() -> 
     ):
         with pytest.raises(Malformed, match="response_url"):
             check_body(other, api_url=API_URL)
+
+
+def _scan_began(world: World, ago: timedelta) -> None:
+    """As if the last fleet scan had begun ``ago`` (and finished then)."""
+    with unit_of_work(world.services.engine) as session:
+        scan = fleet_store.scan_row(session=session)
+        scan.started_at = scan.finished_at = utcnow() - ago
+        session.add(scan)
+
+
+def test_the_home_tab_says_how_many_images_the_last_scan_saw_with_an_update_and_when(
+    world: World,
+) -> None:
+    """Read from the shared scan, never scanned for; the same line for everyone (anyone may
+    `/wsimg updates`)."""
+    for n in range(3):
+        world.simulator.add_image(region=REGION, name=f"Win-Glance-{n}")
+    world.simulator.add_image(region="eu-west-1", name="Win-Glance-West")
+    world.simulator.add_image(region=REGION, name="Win-Current", update_available=False)
+
+    before = _text(_opened(world, NOBODY))
+    assert "Fleet · not scanned yet: /wsimg updates asks AWS" in before
+    assert world.simulator.count("DescribeWorkspaceImages") == 0  # opening it scans nothing
+
+    world.listing()
+    _scan_began(world, timedelta(minutes=20, seconds=5))
+    for viewer in (NOBODY, DECIDER):
+        seen = _text(_opened(world, viewer))
+        assert "Fleet · 4 images have a WorkSpaces update available in 2 regions, as AWS " in seen
+        assert "showed it 20 min ago (" in seen
+        assert "/wsimg updates refresh asks AWS again" in seen
