@@ -108,19 +108,26 @@ class _Flight:
     the scan's row, and runs or waits for the scan; the others wait for it here, without
     asking the database (250 listings waiting on a cold scan, each looking every 50 ms, held
     the GIL for a sixth of the scan's time; wsimg bench). ``done`` counts the scans seen to
-    finish, so that a thread that came while one was run or waited for returns when it is."""
+    finish, so that a thread that came while one was run or waited for returns when it is;
+    ``seen`` is when the newest scan known to have finished began, so that a thread for which
+    that is recent enough returns at once, without waiting its turn to look."""
 
     def __init__(self) -> None:
         self.cond = threading.Condition(threading.Lock())
         self.busy = False  # a thread runs a scan, waits for another process's, or looks
         self.done = 0
+        self.seen: datetime | None = None
 
-    def board(self, *, deadline: float, progress: Watcher | None) -> bool:
-        """False: this thread is now the one that looks (``land`` after); True: it came
-        while another looked, and the scan that one ran or waited for has finished."""
+    def board(
+        self, *, asked: datetime, max_age: timedelta, deadline: float, progress: Watcher | None
+    ) -> bool:
+        """False: this thread is now the one that looks (``land`` after); True: a scan recent
+        enough for it has finished, or the one running when it came has."""
         joined: int | None = None
         while True:
             with self.cond:
+                if self.seen is not None and asked - self.seen <= max_age:
+                    return True
                 if joined is not None and self.done > joined:
                     return True
                 if not self.busy:
@@ -134,6 +141,13 @@ class _Flight:
                 raise ScanTimedOut()
             if waiting and progress is not None:
                 progress(Progress(joined=True))  # outside the lock: it may post to Slack
+
+    def saw(self, started_at: datetime | None) -> None:
+        """A scan that began at ``started_at`` has finished (None: nothing known)."""
+        if started_at is not None:
+            with self.cond:
+                if self.seen is None or started_at > self.seen:
+                    self.seen = started_at
 
     def land(self, *, finished: bool) -> None:
         with self.cond:
@@ -164,12 +178,17 @@ def fresh(services: Services, *, max_age: timedelta, progress: Watcher | None = 
     asked = utcnow()
     deadline = time.monotonic() + WAIT_MAX_S
     flight = _flight(services)
-    if flight.board(deadline=deadline, progress=progress):
+    if flight.board(asked=asked, max_age=max_age, deadline=deadline, progress=progress):
         return
     finished = False
     try:
         finished = _fresh(
-            services, asked=asked, max_age=max_age, deadline=deadline, progress=progress
+            services,
+            flight,
+            asked=asked,
+            max_age=max_age,
+            deadline=deadline,
+            progress=progress,
         )
     finally:
         flight.land(finished=finished)
@@ -177,6 +196,7 @@ def fresh(services: Services, *, max_age: timedelta, progress: Watcher | None = 
 
 def _fresh(
     services: Services,
+    flight: _Flight,
     *,
     asked: datetime,
     max_age: timedelta,
@@ -189,6 +209,8 @@ def _fresh(
     while time.monotonic() < deadline:
         with unit_of_work(services.engine) as session:
             row = store.scan_row(session=session)
+        if row.finished_at is not None:
+            flight.saw(row.started_at)
         if joined is not None and row.finished_at is not None and row.finished_at >= joined:
             return True  # the scan we joined has finished
         if row.running_by is None or (
@@ -209,7 +231,7 @@ def _fresh(
                     stale_before=utcnow() - SCAN_LEASE,
                 )
             if won:
-                _scan(services, progress=progress)
+                flight.saw(_scan(services, progress=progress))
                 return True
         elif joined is None:
             joined = row.running_since
@@ -226,7 +248,9 @@ def _relayed(progress: Watcher | None) -> Callable[[ScanProgress], None] | None:
     return lambda seen: progress(Progress(seen.done, seen.total, seen.accounts, seen.images))
 
 
-def _scan(services: Services, *, progress: Watcher | None = None) -> None:
+def _scan(services: Services, *, progress: Watcher | None = None) -> datetime | None:
+    """Scan (the claim held) and store what was seen; when it began, or None when another
+    scan replaced it meanwhile."""
     started = utcnow()
     writer = _Writer(services, started)
     try:
@@ -255,6 +279,8 @@ def _scan(services: Services, *, progress: Watcher | None = None) -> None:
             )
     if not stored:
         log.warning("a fleet scan outlived its claim (%s); another one replaced it", SCAN_LEASE)
+        return None
+    return started
 
 
 class _Writer:

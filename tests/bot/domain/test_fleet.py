@@ -137,12 +137,14 @@ class _Queries:
         event.remove(self.engine, "before_cursor_execute", self._seen)
 
 
-def _fresh_in_threads(world: World, count: int) -> tuple[list[threading.Thread], list[object]]:
+def _fresh_in_threads(
+    world: World, count: int, *, max_age: timedelta = timedelta(0)
+) -> tuple[list[threading.Thread], list[object]]:
     ended: list[object] = []
 
     def one() -> None:
         try:
-            fleet.fresh(world.services, max_age=timedelta(0))
+            fleet.fresh(world.services, max_age=max_age)
             ended.append("fresh")
         except BaseException as exc:  # noqa: BLE001 (shown by the assertion)
             ended.append(exc)
@@ -207,3 +209,26 @@ def test_while_another_process_scans_one_thread_here_looks_for_its_end(world: Wo
     assert queries.count > 0 and len(queries.threads) == 1, queries.threads
     assert ended == ["fresh"] * 8
     assert sim.count(DESCRIBE) == 0
+
+
+def test_once_a_recent_enough_scan_is_known_here_asking_again_reads_nothing(
+    kept: World,
+) -> None:
+    """A process that saw a scan finish knows when it began: eight listings' worth of threads
+    for which it is recent enough (WSIMG_SCAN_SECONDS) return at once, without a query and
+    without waiting their turn; one that wants it newer (refresh) still scans."""
+    sim = kept.simulator
+    sim.add_image(region="us-east-1", name="Win-Known")
+    fleet.fresh(kept.services, max_age=timedelta(seconds=900))
+    scanned = sim.count(DESCRIBE)
+
+    with _Queries(kept.services.engine) as queries:
+        threads, ended = _fresh_in_threads(kept, 8, max_age=timedelta(seconds=900))
+        for thread in threads:
+            thread.join(30)
+
+    assert ended == ["fresh"] * 8
+    assert queries.count == 0, queries.count
+    assert sim.count(DESCRIBE) == scanned
+    fleet.fresh(kept.services, max_age=timedelta(0))
+    assert sim.count(DESCRIBE) > scanned
