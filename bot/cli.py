@@ -329,11 +329,20 @@ def _serve(_args: argparse.Namespace) -> int:
     socket_mode = settings.slack_app_token is not None
     app = build_app(settings, services, socket_mode=socket_mode)
     settle_heap(services)
+    server = None
+    if not socket_mode:  # listening first: a PORT it cannot have stops it before any job runs
+        try:
+            server = http_server(services, app=app, port=settings.port)
+        except OSError as exc:  # in use, or below 1024 without the right to it
+            raise ConfigError(
+                f"Configuration error: PORT {settings.port}: cannot listen there "
+                f"({exc.strerror or exc}): set PORT to a free port, or stop what uses it."
+            ) from exc
     scheduler = build_scheduler(services) if settings.scheduler else None
     if scheduler is not None:
         scheduler.start()
     try:
-        if socket_mode:
+        if server is None:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             log.info("serving over Socket Mode")
@@ -342,13 +351,6 @@ def _serve(_args: argparse.Namespace) -> int:
             _wait_for_signal()
             handler.close()
         else:
-            try:
-                server = http_server(services, app=app, port=settings.port)
-            except OSError as exc:  # in use, or below 1024 without the right to it
-                raise ConfigError(
-                    f"Configuration error: PORT {settings.port}: cannot listen there "
-                    f"({exc.strerror or exc}): set PORT to a free port, or stop what uses it."
-                ) from exc
             log.info("serving HTTP on port %s", server.port)
             signal.signal(signal.SIGTERM, lambda *_: server.stop())
             server.run()
@@ -378,8 +380,12 @@ def _stop_scheduler(scheduler: BaseScheduler) -> None:
     """Start no more jobs, and let the ones running finish before the process exits. A job
     cut off at exit (its new worker threads refused once the interpreter shuts down) leaves
     what it claimed half done: a digest slot claimed and never posted is a lost digest. A
-    platform that will not wait (SIGKILL) is what the claims and their takeovers are for."""
-    log.info("stopping: letting running jobs finish")
+    second SIGTERM or Ctrl-C ends the process at once, as a platform's SIGKILL does; that is
+    what the claims and their takeovers are for."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+    log.info("stopping: letting running jobs finish (a second SIGTERM or Ctrl-C stops at once)")
     scheduler.shutdown(wait=True)
     log.info("stopped")
 

@@ -300,30 +300,38 @@ def _wait_for_post(slack: SlackWebAPI, channel: str) -> None:
     )
 
 
-def _subscription_made_ago(url: str, channel: str, *, forget_slots: bool = False) -> None:
+def _subscription_made_ago(
+    url: str, channel: str | tuple[str, ...], *, forget_slots: bool = False
+) -> None:
     """``channel``'s every-minute subscription, as if made (or last changed) MADE_AGO: a new
-    one when there is none. ``forget_slots``: and as if none of its digests had gone out."""
+    one when there is none. ``forget_slots``: and as if none of its digests had gone out.
+    Several channels: all in one transaction, so that a digest run sees all or none."""
     engine = make_engine(url)
     try:
         with Session(engine) as session:
-            subscription = session.exec(
-                select(Subscription).where(Subscription.channel_id == channel)
-            ).one_or_none() or Subscription(
-                channel_id=channel,
-                cron="* * * * *",
-                timezone="UTC",
-                created_by=APPROVER,
-                created_at=utcnow() - MADE_AGO,
-            )
-            subscription.updated_at = utcnow() - MADE_AGO
-            session.add(subscription)
-            if forget_slots:
-                session.execute(
-                    delete(DigestSlot).where(col(DigestSlot.subscription_id) == subscription.id)
-                )
+            for one in (channel,) if isinstance(channel, str) else channel:
+                _made_ago(session, one, forget_slots=forget_slots)
             session.commit()
     finally:
         engine.dispose()
+
+
+def _made_ago(session: Session, channel: str, *, forget_slots: bool) -> None:
+    subscription = session.exec(
+        select(Subscription).where(Subscription.channel_id == channel)
+    ).one_or_none() or Subscription(
+        channel_id=channel,
+        cron="* * * * *",
+        timezone="UTC",
+        created_by=APPROVER,
+        created_at=utcnow() - MADE_AGO,
+    )
+    subscription.updated_at = utcnow() - MADE_AGO
+    session.add(subscription)
+    if forget_slots:
+        session.execute(
+            delete(DigestSlot).where(col(DigestSlot.subscription_id) == subscription.id)
+        )
 
 
 def _digest_ticks(process: WsimgProcess, pattern: re.Pattern[str] = TICK_DONE) -> int:
@@ -402,8 +410,7 @@ def test_a_process_told_to_stop_while_posting_a_digest_finishes_the_post_first(
     process = WsimgProcess(command, env, tmp_path / f"{command}.log").start().wait_ready()
     try:
         held = simulator.hold("DescribeWorkspaceImages")
-        for channel in CHANNELS_STOPPING:
-            _subscription_made_ago(url, channel)
+        _subscription_made_ago(url, CHANNELS_STOPPING)
         assert held.wait_until_blocked(timeout=WITHIN), process.log.read_text()
         assert process.proc is not None
         process.proc.send_signal(signal.SIGTERM)
@@ -426,3 +433,31 @@ def test_a_process_told_to_stop_while_posting_a_digest_finishes_the_post_first(
         posts = [c for c in slack.calls_to("chat.postMessage") if c.args["channel"] == channel]
         assert len(posts) == 1, log_text
     assert "Traceback" not in log_text, log_text
+
+
+def test_a_second_sigterm_stops_a_process_that_waits_for_its_jobs_at_once(
+    fake_world: tuple[WorkSpacesSimulator, SlackWebAPI, dict[str, str]], tmp_path: Path
+) -> None:
+    """Waiting for a job stuck on AWS, the process still obeys: the second SIGTERM (or
+    Ctrl-C) ends it there and then, as SIGKILL would."""
+    simulator, _slack, env = fake_world
+    simulator.add_image(region="us-east-1", name="Win-Stuck")
+    process = WsimgProcess("worker", env, tmp_path / "worker.log").start().wait_ready()
+    held = simulator.hold("DescribeWorkspaceImages")
+    try:
+        _subscription_made_ago(env["DATABASE_URL"], CHANNELS_STOPPING[0])
+        assert held.wait_until_blocked(timeout=WITHIN), process.log.read_text()
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: "stopping:" in process.log.read_text(),
+            "the process to take the first signal",
+            timeout=WITHIN,
+        )
+        process.proc.send_signal(signal.SIGTERM)
+        code = process.proc.wait(timeout=10)  # while AWS still holds its call
+        assert not held.released
+    finally:
+        held.release()
+        process.stop()
+    assert code == -signal.SIGTERM, process.log.read_text()
