@@ -38,6 +38,11 @@ IMAGE_FIELDS = (
 )
 
 
+def last_scan(*, session: Session) -> FleetScan | None:
+    """The scan's row, if any scan was ever asked for (read only)."""
+    return session.get(FleetScan, SCAN_ID)
+
+
 def scan_row(*, session: Session) -> FleetScan:
     """The scan's row, created the first time it is asked for."""
     found = session.get(FleetScan, SCAN_ID)

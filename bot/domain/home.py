@@ -94,10 +94,16 @@ def of(services: Services, *, user_id: str, notice: str | None = None) -> Home:
 def _glance(session: Session) -> FleetGlance:
     """The fleet as the last scan saw it: read, never scanned for (a Home is drawn for up to
     VIEWERS_MAX people at each change). Everyone may see it, as anyone may `/wsimg updates`."""
-    scan = fleet_store.scan_row(session=session)
+    scan = fleet_store.last_scan(session=session)
+    if scan is None or scan.finished_at is None:
+        return FleetGlance(updates=0, regions=0, scanned_at=None)
     updates, regions = fleet_store.update_totals(session=session)
-    scanned_at = scan.started_at if scan.finished_at is not None else None
-    return FleetGlance(updates=updates, regions=regions, scanned_at=scanned_at)
+    return FleetGlance(
+        updates=updates,
+        regions=regions,
+        scanned_at=scan.started_at,
+        scanning=scan.running_by is not None,
+    )
 
 
 def show(services: Services, *, user_id: str, notice: str | None = None) -> bool:

@@ -43,6 +43,7 @@ class FleetGlance:
     updates: int  # images with an update available
     regions: int  # the regions they are in
     scanned_at: datetime | None  # when the last finished scan began; None: none has finished
+    scanning: bool = False  # a scan runs now: the counts may be part old, part new
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,9 @@ def _fleet_text(fleet: FleetGlance) -> str:
         found = "No image has a WorkSpaces update available"
     else:
         found = count_text(fleet.updates, fleet.regions)
+    running = " A scan is running now." if fleet.scanning else ""
     return (
-        f"*Fleet* · {found}, as AWS showed it {scan_age(fleet.scanned_at)}. "
+        f"*Fleet* · {found}, as AWS showed it {scan_age(fleet.scanned_at)}.{running} "
         "`/wsimg updates` lists them; `/wsimg updates refresh` asks AWS again."
     )
 
