@@ -8,6 +8,7 @@ process has had its turn."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from bot.fakes.hold import Hold
 from bot.fakes.slack import SlackUser, SlackWebAPI
 from bot.fakes.workspaces import WorkSpacesSimulator
 from storage.db import make_engine
@@ -392,6 +394,30 @@ def _minutes_between(after: datetime, until: datetime) -> list[datetime]:
 CHANNELS_STOPPING = ("C0STOPPING1", "C0STOPPING2")
 
 
+@contextlib.contextmanager
+def _told_to_stop_mid_digest(
+    simulator: WorkSpacesSimulator, process: WsimgProcess, channels: tuple[str, ...]
+) -> Iterator[Hold]:
+    """``channels``' digests fall due while AWS holds the first one's scan; the process gets
+    SIGTERM and says it is stopping. Inside the block AWS still holds the call (the block may
+    release it); after it, the call is let go and the process stopped if still running."""
+    held = simulator.hold("DescribeWorkspaceImages")
+    try:
+        _subscription_made_ago(process.env["DATABASE_URL"], channels)
+        assert held.wait_until_blocked(timeout=WITHIN), process.log.read_text()
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: "stopping:" in process.log.read_text(),
+            "the process to take the signal",
+            timeout=WITHIN,
+        )
+        yield held
+    finally:
+        held.release()
+        process.stop()
+
+
 @pytest.mark.parametrize("command", ["worker", "serve"])
 def test_a_process_told_to_stop_while_posting_a_digest_finishes_the_post_first(
     fake_world: tuple[WorkSpacesSimulator, SlackWebAPI, dict[str, str]],
@@ -405,29 +431,16 @@ def test_a_process_told_to_stop_while_posting_a_digest_finishes_the_post_first(
     out twice)."""
     simulator, slack, env = fake_world
     simulator.add_image(region="us-east-1", name="Win-Stop-Me")
-    url = env["DATABASE_URL"]
     env = {**env, "LOG_LEVEL": "DEBUG"}  # DEBUG: it logs each run of its digest job
     process = WsimgProcess(command, env, tmp_path / f"{command}.log").start().wait_ready()
-    try:
-        held = simulator.hold("DescribeWorkspaceImages")
-        _subscription_made_ago(url, CHANNELS_STOPPING)
-        assert held.wait_until_blocked(timeout=WITHIN), process.log.read_text()
+    with _told_to_stop_mid_digest(simulator, process, CHANNELS_STOPPING) as held:
+        held.release()
         assert process.proc is not None
-        process.proc.send_signal(signal.SIGTERM)
-        wait_until(
-            lambda: "stopping:" in process.log.read_text(),
-            "the process to take the signal",
-            timeout=WITHIN,
-        )
-        held.release()
         code = process.proc.wait(timeout=WITHIN)
-    finally:
-        held.release()
-        process.stop()
     log_text = process.log.read_text()
     assert code == 0, log_text
     for channel in CHANNELS_STOPPING:
-        [slots] = [slots for s, slots in _slots(url) if s.channel_id == channel]
+        [slots] = [slots for s, slots in _slots(env["DATABASE_URL"]) if s.channel_id == channel]
         assert slots, log_text
         assert [slot.state for slot in slots][-1] == "posted", (slots, log_text)
         posts = [c for c in slack.calls_to("chat.postMessage") if c.args["channel"] == channel]
@@ -443,21 +456,9 @@ def test_a_second_sigterm_stops_a_process_that_waits_for_its_jobs_at_once(
     simulator, _slack, env = fake_world
     simulator.add_image(region="us-east-1", name="Win-Stuck")
     process = WsimgProcess("worker", env, tmp_path / "worker.log").start().wait_ready()
-    held = simulator.hold("DescribeWorkspaceImages")
-    try:
-        _subscription_made_ago(env["DATABASE_URL"], CHANNELS_STOPPING[0])
-        assert held.wait_until_blocked(timeout=WITHIN), process.log.read_text()
+    with _told_to_stop_mid_digest(simulator, process, CHANNELS_STOPPING[:1]) as held:
         assert process.proc is not None
-        process.proc.send_signal(signal.SIGTERM)
-        wait_until(
-            lambda: "stopping:" in process.log.read_text(),
-            "the process to take the first signal",
-            timeout=WITHIN,
-        )
         process.proc.send_signal(signal.SIGTERM)
         code = process.proc.wait(timeout=10)  # while AWS still holds its call
         assert not held.released
-    finally:
-        held.release()
-        process.stop()
     assert code == -signal.SIGTERM, process.log.read_text()
