@@ -382,9 +382,8 @@ def _stop_scheduler(scheduler: BaseScheduler) -> None:
     what it claimed half done: a digest slot claimed and never posted is a lost digest. A
     second SIGTERM or Ctrl-C ends the process at once, as a platform's SIGKILL does; that is
     what the claims and their takeovers are for."""
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
     log.info("stopping: letting running jobs finish (a second SIGTERM or Ctrl-C stops at once)")
     scheduler.shutdown(wait=True)
     log.info("stopped")

@@ -45,7 +45,7 @@ def last_scan(*, session: Session) -> FleetScan | None:
 
 def scan_row(*, session: Session) -> FleetScan:
     """The scan's row, created the first time it is asked for."""
-    found = session.get(FleetScan, SCAN_ID)
+    found = last_scan(session=session)
     if found is not None:
         return found
     try:

@@ -47,8 +47,15 @@ FINISHED_SHOWN = 10
 IN_FLIGHT_ROLLOUTS = (RolloutState.rebuilding, RolloutState.paused)
 
 
-def of(services: Services, *, user_id: str, notice: str | None = None) -> Home:
-    """``user_id``'s Home as it stands now: only what they may see (the module's rule)."""
+def of(
+    services: Services,
+    *,
+    user_id: str,
+    notice: str | None = None,
+    fleet: FleetGlance | None = None,
+) -> Home:
+    """``user_id``'s Home as it stands now: only what they may see (the module's rule).
+    ``fleet``: the glance already read for everyone being redrawn (default: read it)."""
     as_of = utcnow()
     policy = services.policy
     everything = policy.can_approve(user_id)
@@ -66,7 +73,7 @@ def of(services: Services, *, user_id: str, notice: str | None = None) -> Home:
             request = crud.get_request(session=session, request_id=rollout.id)
             if request is not None and (everything or request.requested_by == user_id):
                 live.append((rollout, request))
-        fleet = _glance(session)
+        fleet = fleet or _glance(session)
     finished = [r for r in recent if r.state in TERMINAL][:FINISHED_SHOWN]
     finished.sort(key=lambda r: r.completed_at or r.updated_at, reverse=True)
     return Home(
@@ -106,10 +113,17 @@ def _glance(session: Session) -> FleetGlance:
     )
 
 
-def show(services: Services, *, user_id: str, notice: str | None = None) -> bool:
+def show(
+    services: Services,
+    *,
+    user_id: str,
+    notice: str | None = None,
+    fleet: FleetGlance | None = None,
+) -> bool:
     """Show ``user_id`` their Home as it stands now (``notice`` first, if any); whether it is
     shown."""
-    return services.notifier.publish_home(of(services, user_id=user_id, notice=notice))
+    home = of(services, user_id=user_id, notice=notice, fleet=fleet)
+    return services.notifier.publish_home(home)
 
 
 VIEWERS_MAX = 200  # the Home tabs redrawn on a change: the most recently opened
@@ -130,5 +144,6 @@ def refresh(services: Services) -> None:
         viewers = crud.home_viewers(
             session=session, since=utcnow() - VIEWERS_FOR, limit=VIEWERS_MAX
         )
+        fleet = _glance(session)  # the same for everyone: read once, not once a viewer
     for user_id in dict.fromkeys([*viewers, *services.notifier.home_viewers()]):
-        show(services, user_id=user_id)
+        show(services, user_id=user_id, fleet=fleet)
