@@ -171,6 +171,9 @@ def test_waves_rebuild_each_workspace_at_most_once_through_a_worker_killed_mid_c
             )
             final = {s.target: s for s in _steps(engine, request.id)}
             settled = _events(engine, request.id, "workspace_rebuild_settled")
+        except BaseException:
+            _show_logs(processes)
+            raise
         finally:
             if hold is not None:
                 hold.release()
@@ -263,6 +266,9 @@ def test_two_clicks_point_each_bundle_once_through_a_serve_killed_inside_its_fir
                 lambda: _all_done(engine, request.id, "bundle"),
                 "the replacement's poll to finish every bundle",
             )
+        except BaseException:
+            _show_logs(processes)
+            raise
         finally:
             if hold is not None:
                 hold.release()
@@ -344,6 +350,12 @@ def _button(message: Message, kind: str) -> dict[str, Any] | None:
     return next(
         (b for b in find_buttons(message.blocks) if b["action_id"].startswith(prefix)), None
     )
+
+
+def _show_logs(processes: list[WsimgProcess]) -> None:
+    """On a failure, the end of each process's log (pytest shows it with the failure)."""
+    for process in processes:
+        print(f"--- {process.log.name}\n{process.log.read_text(errors='replace')[-6000:]}")
 
 
 def _message_with(slack: SlackWebAPI, request: UpdateRequest, kind: str) -> Message:
